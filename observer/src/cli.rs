@@ -1,1 +1,119 @@
-//! (being written)
+//! Command-line flags. Every flag also reads a `GUNICORN_OBSERVER_*` environment variable, so
+//! a DaemonSet can configure the observer without templating its arguments.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+/// Default histogram buckets for request durations, in seconds. They follow the
+/// OpenTelemetry defaults for HTTP server durations, which suit web requests from a few
+/// milliseconds to ten seconds.
+pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+#[derive(Debug, Parser)]
+#[command(name = "gunicorn-observer", version, about)]
+pub struct Args {
+    /// Address to serve /metrics, /healthz and /readyz on.
+    #[arg(long, env = "GUNICORN_OBSERVER_LISTEN", default_value = "0.0.0.0:9464")]
+    pub listen: SocketAddr,
+
+    /// Where the host's /proc is mounted (with hostPID it is /proc).
+    #[arg(long, env = "GUNICORN_OBSERVER_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: PathBuf,
+
+    /// Seconds between full /proc rescans. Exec events find new masters at once; the rescan
+    /// only repairs what lost events may have hidden.
+    #[arg(long, env = "GUNICORN_OBSERVER_RESCAN_SECS", default_value_t = 5)]
+    pub rescan_secs: u64,
+
+    /// Milliseconds between ring-buffer drains when the kernel has not woken us. The kernel
+    /// wakes the daemon only for large batches, so this bounds how stale the metrics get.
+    #[arg(long, env = "GUNICORN_OBSERVER_DRAIN_MS", default_value_t = 10)]
+    pub drain_ms: u64,
+
+    /// Request-duration histogram buckets in seconds, comma separated and increasing.
+    #[arg(
+        long,
+        env = "GUNICORN_OBSERVER_DURATION_BUCKETS",
+        value_delimiter = ',',
+        value_parser = parse_bucket,
+    )]
+    pub duration_buckets: Vec<f64>,
+
+    /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
+    #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Args {
+    pub fn rescan_interval(&self) -> Duration {
+        Duration::from_secs(self.rescan_secs.max(1))
+    }
+
+    pub fn drain_interval(&self) -> Duration {
+        Duration::from_millis(self.drain_ms.clamp(1, 1_000))
+    }
+
+    /// The buckets to use, checked to be finite, positive and strictly increasing.
+    pub fn buckets(&self) -> Result<Vec<f64>, String> {
+        if self.duration_buckets.is_empty() {
+            return Ok(DEFAULT_DURATION_BUCKETS.to_vec());
+        }
+        let increasing = self.duration_buckets.windows(2).all(|w| w[0] < w[1]);
+        if !increasing {
+            return Err(format!(
+                "--duration-buckets must be strictly increasing, got {:?}",
+                self.duration_buckets
+            ));
+        }
+        Ok(self.duration_buckets.clone())
+    }
+}
+
+fn parse_bucket(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("bucket {text:?} must be a positive number of seconds"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("gunicorn-observer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.listen, "0.0.0.0:9464".parse().unwrap());
+        assert_eq!(args.buckets().unwrap(), DEFAULT_DURATION_BUCKETS);
+        assert_eq!(args.drain_interval(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn custom_buckets_parse_and_must_increase() {
+        let args = parse(&["--duration-buckets", "0.1,0.5,2"]).unwrap();
+        assert_eq!(args.buckets().unwrap(), vec![0.1, 0.5, 2.0]);
+
+        let args = parse(&["--duration-buckets", "0.5,0.1"]).unwrap();
+        assert!(args.buckets().unwrap_err().contains("strictly increasing"));
+
+        assert!(parse(&["--duration-buckets", "0.1,-1"]).is_err());
+        assert!(parse(&["--duration-buckets", "fast"]).is_err());
+    }
+
+    #[test]
+    fn bad_listen_address_is_an_error() {
+        let err = parse(&["--listen", "localhost"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+}

@@ -1,1 +1,112 @@
-fn main() {}
+//! The gunicorn-observer daemon.
+
+use std::{
+    process::ExitCode,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use prometheus::Registry;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+use gunicorn_observer::{
+    aggregate::Stats,
+    cli::Args,
+    export::{GunicornCollector, ObserverMetrics, server},
+    load::Probes,
+    pipeline::{self, Intervals, Pipeline},
+    preflight,
+};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    let result = runtime
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!("{err:#}");
+            eprintln!("gunicorn-observer: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    preflight::check()?;
+    let buckets = args.buckets().map_err(anyhow::Error::msg)?;
+
+    // Bind before loading anything, so a busy port fails fast and leaves the kernel untouched.
+    let listener = server::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
+    let mut probes = Probes::load().context("loading the eBPF programs")?;
+    let ring = probes.take_events().context("opening the event ring buffer")?;
+    info!(programs = probes.attached(), "kernel programs attached");
+
+    let registry = Registry::new();
+    let stats = Arc::new(Mutex::new(Stats::new(&buckets)));
+    registry
+        .register(Box::new(GunicornCollector::new(Arc::clone(&stats))))
+        .context("registering the Gunicorn metrics")?;
+    let metrics = ObserverMetrics::register(&registry).context("registering self-metrics")?;
+
+    let mut pipeline = Pipeline::new(probes, stats, metrics, args.proc_root.clone());
+    pipeline.scan();
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let (stop, stopped) = watch::channel(false);
+    let state = server::ServerState {
+        registry,
+        ready: Arc::clone(&ready),
+    };
+    let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
+    info!(listen = %args.listen, "serving /metrics");
+
+    let intervals = Intervals {
+        drain: args.drain_interval(),
+        rescan: args.rescan_interval(),
+    };
+    let events = tokio::spawn(pipeline::run(pipeline, ring, intervals, stopped));
+
+    wait_for_signal().await?;
+    info!("shutting down");
+    ready.store(false, Ordering::Release);
+    let _ = stop.send(true);
+
+    // The pipeline owns the probes; when it returns they are dropped and detached.
+    events.await.context("event loop panicked")??;
+    server.await.context("metrics server panicked")?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,1 +1,342 @@
-//! (being written)
+//! The daemon's main loop: drain the ring buffer, decode, rebuild requests, aggregate.
+//!
+//! Everything on the event path runs on one task and owns its state outright (no locks but
+//! the statistics shared with the exporter, taken once per drained batch).
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::{io::unix::AsyncFd, sync::watch};
+use tracing::{debug, info, warn};
+
+use observer_ebpf::tracked::{ConnKey, ROLE_MASTER, ROLE_WORKER};
+
+use crate::{
+    aggregate::Stats,
+    decode::{Event, decode},
+    discover::{self, Registry, Removed},
+    export::ObserverMetrics,
+    http::{ConnId, ConnTable, Output},
+    load::Probes,
+};
+
+/// Cap on connections followed in userspace; matches the kernel's connection map.
+const MAX_CONNECTIONS: usize = observer_ebpf::limits::MAX_CONNECTIONS as usize;
+
+/// State of the event path.
+pub struct Pipeline {
+    probes: Probes,
+    registry: Registry,
+    conns: ConnTable,
+    stats: Arc<Mutex<Stats>>,
+    metrics: ObserverMetrics,
+    proc_root: PathBuf,
+}
+
+impl Pipeline {
+    pub fn new(
+        probes: Probes,
+        stats: Arc<Mutex<Stats>>,
+        metrics: ObserverMetrics,
+        proc_root: PathBuf,
+    ) -> Self {
+        Self {
+            probes,
+            registry: Registry::default(),
+            conns: ConnTable::new(MAX_CONNECTIONS),
+            stats,
+            metrics,
+            proc_root,
+        }
+    }
+
+    fn lock_stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Finds every Gunicorn already running. Masters are put in the kernel's map before
+    /// their children are listed, so a worker forked during the scan is caught either by the
+    /// kernel's fork hook or by the listing.
+    pub fn scan(&mut self) {
+        let found = discover::scan(&self.proc_root);
+        for error in &found.errors {
+            self.metrics
+                .discovery_errors
+                .with_label_values(&[error.reason()])
+                .inc();
+        }
+        for master in &found.masters {
+            if self
+                .registry
+                .add_master(master.pid, master.start_time, master.app.clone())
+            {
+                info!(pid = master.pid, app = %master.app, "found gunicorn master");
+                self.track(master.pid, ROLE_MASTER);
+            }
+        }
+        for worker in &found.workers {
+            self.add_worker(worker.master, worker.pid);
+        }
+        self.forget_dead();
+        self.update_gauges();
+    }
+
+    fn track(&mut self, pid: u32, role: u32) {
+        if let Err(err) = self.probes.track(pid, role) {
+            warn!(pid, role, error = %err, "cannot add process to the kernel's tracked map");
+            self.metrics
+                .discovery_errors
+                .with_label_values(&["track_failed"])
+                .inc();
+        }
+    }
+
+    fn untrack(&mut self, pid: u32) {
+        if let Err(err) = self.probes.untrack(pid) {
+            debug!(pid, error = %err, "cannot remove process from the tracked map");
+        }
+    }
+
+    fn add_worker(&mut self, master: u32, pid: u32) {
+        let Some(worker) = self.registry.add_worker(master, pid) else {
+            return;
+        };
+        debug!(pid, master, slot = worker.slot, app = %worker.app, "worker tracked");
+        self.track(pid, ROLE_WORKER);
+        self.lock_stats().worker_started(&worker.app, worker.slot, pid);
+    }
+
+    /// Drops processes whose exit event was lost (ring buffer overflow, or an exit while
+    /// the observer was not running), detected by a missing or reused /proc entry.
+    fn forget_dead(&mut self) {
+        let dead: Vec<u32> = self
+            .registry
+            .pids()
+            .filter(|(pid, start_time)| {
+                discover::read_process(&self.proc_root, *pid)
+                    .map(|p| p.start_time != *start_time)
+                    .unwrap_or(true)
+            })
+            .map(|(pid, _)| pid)
+            .collect();
+        for pid in dead {
+            debug!(pid, "process vanished without an exit event");
+            self.process_exited(pid, 0);
+        }
+    }
+
+    /// Handles one drained batch of raw records.
+    pub fn handle_record(&mut self, record: &[u8]) {
+        match decode(record) {
+            Ok(event) => {
+                self.metrics
+                    .events
+                    .with_label_values(&[event.kind_name()])
+                    .inc();
+                self.handle(event);
+            }
+            Err(err) => {
+                debug!(error = %err, "undecodable ring-buffer record");
+                self.metrics
+                    .decode_errors
+                    .with_label_values(&[err.reason()])
+                    .inc();
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) {
+        match event {
+            Event::Fork { parent, child, .. } => {
+                if self.registry.is_master(parent) {
+                    self.add_worker(parent, child);
+                } else {
+                    // The kernel tracked the child because the parent was a master there,
+                    // but userspace already forgot that master: undo it.
+                    self.untrack(child);
+                }
+            }
+            Event::Exec { tgid, .. } => self.exec(tgid),
+            Event::Exit { tgid, ts_ns, .. } => self.process_exited(tgid, ts_ns),
+            Event::Accept { tgid, fd, ts_ns, .. } => {
+                let id = ConnId { tgid, fd };
+                self.with_sink(|conns, sink| conns.on_accept(id, ts_ns, sink));
+            }
+            Event::Data {
+                tgid,
+                fd,
+                syscall,
+                ret,
+                payload,
+                ts_ns,
+                ..
+            } => {
+                let id = ConnId { tgid, fd };
+                if syscall.is_inbound() {
+                    self.with_sink(|conns, sink| conns.on_read(id, ts_ns, ret, payload, sink));
+                } else {
+                    self.with_sink(|conns, sink| conns.on_write(id, ts_ns, ret, payload, sink));
+                }
+            }
+            Event::Close {
+                tgid,
+                fd,
+                shutdown,
+                ts_ns,
+            } => {
+                let id = ConnId { tgid, fd };
+                if shutdown {
+                    self.with_sink(|conns, sink| conns.on_shutdown(id, ts_ns, sink));
+                } else {
+                    self.with_sink(|conns, sink| conns.on_close(id, ts_ns, sink));
+                }
+            }
+        }
+    }
+
+    /// Runs a connection-table update with a sink that attributes each completed request
+    /// to its worker slot and counts each parse problem.
+    fn with_sink(&mut self, update: impl FnOnce(&mut ConnTable, &mut dyn FnMut(Output))) {
+        let Self {
+            conns,
+            registry,
+            stats,
+            metrics,
+            ..
+        } = self;
+        let mut stats = stats.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut sink = |output: Output| match output {
+            Output::Request(request) => match registry.worker(request.conn.tgid) {
+                Some(worker) => stats.record(&worker.app, worker.slot, &request),
+                None => metrics.unattributed.inc(),
+            },
+            Output::Problem(problem) => metrics
+                .http_problems
+                .with_label_values(&[problem.as_str()])
+                .inc(),
+        };
+        update(conns, &mut sink);
+    }
+
+    /// A process replaced its image: it may be a new master (a fresh start, or a USR2
+    /// re-exec forked from an old master), or a tracked worker that became something else.
+    fn exec(&mut self, pid: u32) {
+        let info = match discover::read_process(&self.proc_root, pid) {
+            Ok(info) => info,
+            // Short-lived processes are often gone before we look; that is not an error.
+            Err(_) => return,
+        };
+        let was_known = self.registry.contains(pid);
+        if let Some(app) = info.master_app() {
+            if was_known {
+                self.process_exited(pid, 0);
+            }
+            if self.registry.add_master(pid, info.start_time, app.clone()) {
+                info!(pid, app = %app, "gunicorn master started");
+                self.track(pid, ROLE_MASTER);
+                self.update_gauges();
+            }
+        } else if was_known {
+            self.process_exited(pid, 0);
+        }
+    }
+
+    fn process_exited(&mut self, pid: u32, ts_ns: u64) {
+        self.with_sink(|conns, sink| conns.on_process_exit(pid, ts_ns, sink));
+        for fd in self.conns.take_kernel_leftovers(pid) {
+            // Connections the worker never closed stay in the kernel map otherwise.
+            let _ = self.probes.forget_conn(ConnKey { tgid: pid, fd });
+        }
+        match self.registry.remove(pid) {
+            Removed::NotKnown => return,
+            Removed::Worker { slot, app, .. } => {
+                debug!(pid, slot, app = %app, "worker exited");
+                self.untrack(pid);
+                self.lock_stats().worker_stopped(&app, slot);
+            }
+            Removed::Master { app, workers } => {
+                info!(pid, app = %app, "gunicorn master exited");
+                self.untrack(pid);
+                for worker in workers {
+                    self.untrack(worker);
+                }
+                self.lock_stats().remove_app(&app);
+            }
+        }
+        self.update_gauges();
+    }
+
+    fn update_gauges(&mut self) {
+        let (masters, workers) = self.registry.counts();
+        self.metrics
+            .tracked
+            .with_label_values(&["master"])
+            .set(masters as i64);
+        self.metrics
+            .tracked
+            .with_label_values(&["worker"])
+            .set(workers as i64);
+        self.metrics.connections.set(self.conns.len() as i64);
+    }
+
+    fn refresh_drops(&mut self) {
+        match self.probes.drop_counts() {
+            Ok(totals) => self.metrics.set_kernel_drops(&totals),
+            Err(err) => warn!(error = %err, "cannot read the kernel's drop counters"),
+        }
+    }
+}
+
+/// Timers of the main loop.
+pub struct Intervals {
+    pub drain: Duration,
+    pub rescan: Duration,
+}
+
+/// Runs until `shutdown` flips to true.
+pub async fn run(
+    mut pipeline: Pipeline,
+    ring: RingBuf<MapData>,
+    intervals: Intervals,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut ring = AsyncFd::new(ring)?;
+    let mut drain = tokio::time::interval(intervals.drain);
+    let mut rescan = tokio::time::interval(intervals.rescan);
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    for timer in [&mut drain, &mut rescan, &mut housekeeping] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain_ring(&mut pipeline, guard.get_inner_mut());
+                guard.clear_ready();
+            }
+            _ = drain.tick() => drain_ring(&mut pipeline, ring.get_mut()),
+            _ = rescan.tick() => pipeline.scan(),
+            _ = housekeeping.tick() => {
+                pipeline.refresh_drops();
+                pipeline.update_gauges();
+            }
+            _ = shutdown.changed() => {
+                // Whatever the kernel already queued is still counted.
+                drain_ring(&mut pipeline, ring.get_mut());
+                pipeline.refresh_drops();
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) {
+    while let Some(record) = ring.next() {
+        pipeline.handle_record(&record);
+    }
+}

@@ -1,1 +1,9 @@
-//! (being written)
+//! Prometheus export: the Gunicorn metrics rendered from the aggregated statistics, the
+//! observer's own metrics, and the HTTP endpoint serving both.
+
+pub mod gunicorn;
+pub mod observer;
+pub mod server;
+
+pub use gunicorn::GunicornCollector;
+pub use observer::ObserverMetrics;

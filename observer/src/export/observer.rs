@@ -1,0 +1,113 @@
+//! The observer's own health: what it handled, dropped and failed to parse.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use observer_ebpf::drops::DROP_REASON_NAMES;
+
+/// Self-metrics, registered once. Cloning shares the underlying series.
+#[derive(Clone)]
+pub struct ObserverMetrics {
+    pub events: IntCounterVec,
+    pub dropped: IntCounterVec,
+    pub decode_errors: IntCounterVec,
+    pub http_problems: IntCounterVec,
+    pub discovery_errors: IntCounterVec,
+    pub unattributed: IntCounter,
+    pub tracked: IntGaugeVec,
+    pub connections: IntGauge,
+    pub build_info: IntGaugeVec,
+    /// Last kernel drop totals seen, so the counters advance by the difference.
+    kernel_drops_seen: [u64; DROP_REASON_NAMES.len()],
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
+}
+
+impl ObserverMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self {
+            events: counter_vec(
+                "gunicorn_observer_events_total",
+                "Kernel events handled, by kind.",
+                &["kind"],
+            ),
+            dropped: counter_vec(
+                "gunicorn_observer_events_dropped_total",
+                "Events lost before reaching the HTTP parser, by reason.",
+                &["reason"],
+            ),
+            decode_errors: counter_vec(
+                "gunicorn_observer_decode_errors_total",
+                "Ring-buffer records that could not be decoded, by reason.",
+                &["reason"],
+            ),
+            http_problems: counter_vec(
+                "gunicorn_observer_http_parse_errors_total",
+                "Connection data that could not be parsed as HTTP/1.x, by problem.",
+                &["problem"],
+            ),
+            discovery_errors: counter_vec(
+                "gunicorn_observer_discovery_errors_total",
+                "Failures reading /proc or updating the kernel's process map, by reason.",
+                &["reason"],
+            ),
+            unattributed: IntCounter::new(
+                "gunicorn_observer_unattributed_requests_total",
+                "Requests from a process the observer could not map to a Gunicorn worker.",
+            )?,
+            tracked: IntGaugeVec::new(
+                Opts::new(
+                    "gunicorn_observer_tracked_processes",
+                    "Gunicorn processes being watched, by role.",
+                ),
+                &["role"],
+            )?,
+            connections: IntGauge::new(
+                "gunicorn_observer_open_connections",
+                "Accepted connections whose HTTP state is being tracked.",
+            )?,
+            build_info: IntGaugeVec::new(
+                Opts::new(
+                    "gunicorn_observer_build_info",
+                    "Always 1; labels carry the observer's version.",
+                ),
+                &["version"],
+            )?,
+            kernel_drops_seen: [0; DROP_REASON_NAMES.len()],
+        };
+
+        registry.register(Box::new(metrics.events.clone()))?;
+        registry.register(Box::new(metrics.dropped.clone()))?;
+        registry.register(Box::new(metrics.decode_errors.clone()))?;
+        registry.register(Box::new(metrics.http_problems.clone()))?;
+        registry.register(Box::new(metrics.discovery_errors.clone()))?;
+        registry.register(Box::new(metrics.unattributed.clone()))?;
+        registry.register(Box::new(metrics.tracked.clone()))?;
+        registry.register(Box::new(metrics.connections.clone()))?;
+        registry.register(Box::new(metrics.build_info.clone()))?;
+
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // Every drop reason is present from the start, so a zero is visibly a zero.
+        for reason in DROP_REASON_NAMES {
+            metrics.dropped.with_label_values(&[reason]);
+        }
+        Ok(metrics)
+    }
+
+    /// Advances the drop counters to the kernel's running totals.
+    pub fn set_kernel_drops(&mut self, totals: &[u64; DROP_REASON_NAMES.len()]) {
+        for (i, total) in totals.iter().enumerate() {
+            let delta = total.saturating_sub(self.kernel_drops_seen[i]);
+            if delta > 0 {
+                self.dropped
+                    .with_label_values(&[DROP_REASON_NAMES[i]])
+                    .inc_by(delta);
+            }
+            self.kernel_drops_seen[i] = self.kernel_drops_seen[i].max(*total);
+        }
+    }
+}

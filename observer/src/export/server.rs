@@ -1,0 +1,217 @@
+//! A deliberately small HTTP/1.x server for /metrics, /healthz and /readyz.
+//!
+//! Scrapers send one short GET per connection, so each connection reads one bounded request
+//! head, answers it with `Connection: close`, and ends. Nothing a client sends can make it
+//! buffer more than [`MAX_HEAD`] bytes or hold a task longer than [`READ_TIMEOUT`].
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+use tracing::{debug, warn};
+
+const MAX_HEAD: usize = 8 * 1024;
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the endpoints need to answer.
+#[derive(Clone)]
+pub struct ServerState {
+    pub registry: Registry,
+    /// Set once every program is attached and the initial scan is done.
+    pub ready: Arc<AtomicBool>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Reply {
+    status: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(status: &'static str, body: &str) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Binds the listener; failing here is fatal and should be reported before anything loads.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` flips to true.
+pub async fn serve(listener: TcpListener, state: ServerState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = handle(stream, &state).await {
+                            debug!(%peer, error = %err, "metrics connection ended with an error");
+                        }
+                    });
+                }
+                // Usually EMFILE; back off instead of spinning on the error.
+                Err(err) => {
+                    warn!(error = %err, "accept on the metrics listener failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, state: &ServerState) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let complete = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut head)).await;
+    let reply = match complete {
+        Ok(Ok(true)) => route(&head, state),
+        Ok(Ok(false)) => Reply::text("431 Request Header Fields Too Large", "head too large\n"),
+        Ok(Err(err)) => return Err(err),
+        Err(_) => Reply::text("408 Request Timeout", "timed out\n"),
+    };
+    write_reply(&mut stream, &reply).await
+}
+
+/// Reads until the blank line ending the head. Returns false if the head is too large.
+async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(true);
+        }
+        if head.len() >= MAX_HEAD {
+            return Ok(false);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn route(head: &[u8], state: &ServerState) -> Reply {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+
+    if method != b"GET" && method != b"HEAD" {
+        return Reply::text("405 Method Not Allowed", "only GET\n");
+    }
+    match path {
+        b"/metrics" => metrics(&state.registry),
+        b"/healthz" => Reply::text("200 OK", "ok\n"),
+        b"/readyz" if state.ready.load(Ordering::Acquire) => Reply::text("200 OK", "ready\n"),
+        b"/readyz" => Reply::text("503 Service Unavailable", "programs not attached yet\n"),
+        _ => Reply::text("404 Not Found", "try /metrics\n"),
+    }
+}
+
+fn metrics(registry: &Registry) -> Reply {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::with_capacity(16 * 1024);
+    match encoder.encode(&registry.gather(), &mut body) {
+        Ok(()) => Reply {
+            status: "200 OK",
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body,
+        },
+        Err(err) => {
+            warn!(error = %err, "encoding metrics failed");
+            Reply::text("500 Internal Server Error", "encoding failed\n")
+        }
+    }
+}
+
+async fn write_reply(stream: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.status,
+        reply.content_type,
+        reply.body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&reply.body).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(ready: bool) -> ServerState {
+        let registry = Registry::new();
+        let counter = prometheus::IntCounter::new("demo_total", "demo").unwrap();
+        counter.inc_by(3);
+        registry.register(Box::new(counter)).unwrap();
+        ServerState {
+            registry,
+            ready: Arc::new(AtomicBool::new(ready)),
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let s = state(false);
+        let reply = route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &s);
+        assert_eq!(reply.status, "200 OK");
+        let body = String::from_utf8(reply.body).unwrap();
+        assert!(body.contains("\ndemo_total 3\n"), "{body}");
+
+        assert_eq!(route(b"GET /healthz HTTP/1.1\r\n\r\n", &s).status, "200 OK");
+        assert_eq!(
+            route(b"GET /readyz HTTP/1.1\r\n\r\n", &s).status,
+            "503 Service Unavailable"
+        );
+        assert_eq!(route(b"GET /readyz HTTP/1.1\r\n\r\n", &state(true)).status, "200 OK");
+        assert_eq!(route(b"GET /nope HTTP/1.1\r\n\r\n", &s).status, "404 Not Found");
+        assert_eq!(
+            route(b"POST /metrics HTTP/1.1\r\n\r\n", &s).status,
+            "405 Method Not Allowed"
+        );
+        assert_eq!(route(b"\r\n\r\n", &s).status, "405 Method Not Allowed");
+    }
+
+    #[tokio::test]
+    async fn serves_over_tcp_and_refuses_huge_heads() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, state(true), stopped));
+
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(&[b'a'; MAX_HEAD + 10]).await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+
+        stop.send(true).unwrap();
+        server.await.unwrap();
+    }
+}
