@@ -1,1 +1,163 @@
-//! (being written)
+//! Loads the kernel programs, attaches them, and edits their maps.
+//!
+//! [`Probes`] owns the loaded object: dropping it detaches every program. Userspace fills
+//! `TRACKED` with the masters and workers it finds; the kernel adds forked workers itself.
+
+mod attach;
+pub mod btf;
+mod error;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+};
+use observer_ebpf::{drops::DROP_REASONS, tracked::ConnKey};
+
+pub use btf::BtfError;
+pub use error::LoadError;
+
+/// The eBPF object, compiled for the bpf target by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer-ebpf"));
+
+/// The loaded and attached kernel programs and their maps.
+pub struct Probes {
+    ebpf: Ebpf,
+    attached: usize,
+}
+
+impl Probes {
+    /// Loads the object, hands it the running kernel's `task_struct` offsets, and attaches
+    /// every program. An error names the program or tracepoint that failed.
+    pub fn load() -> Result<Self, LoadError> {
+        let offsets = btf::task_offsets_from(btf::VMLINUX_BTF)?;
+        let kernel_btf = aya::Btf::from_sys_fs().map_err(LoadError::KernelBtf)?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&kernel_btf))
+            .override_global("TASK_OFFSETS", &offsets, true)
+            .load(OBJECT)
+            .map_err(LoadError::Object)?;
+        let attached = attach::attach_all(&mut ebpf, &kernel_btf)?;
+        tracing::debug!(
+            attached,
+            pid = offsets.pid,
+            tgid = offsets.tgid,
+            exit_code = offsets.exit_code,
+            "kernel programs attached"
+        );
+        Ok(Self { ebpf, attached })
+    }
+
+    /// Hands out the ring buffer of events. It can be taken once.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::EventsTaken)?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            op: "opening",
+            map: "EVENTS",
+            source,
+        })
+    }
+
+    /// Follows a process: `role` is `tracked::ROLE_MASTER` or `tracked::ROLE_WORKER`.
+    pub fn track(&mut self, tgid: u32, role: u32) -> Result<(), LoadError> {
+        let mut tracked: HashMap<_, u32, u32> = self.hash_map("TRACKED")?;
+        tracked
+            .insert(tgid, role, 0)
+            .map_err(|source| LoadError::Map {
+                op: "inserting into",
+                map: "TRACKED",
+                source,
+            })
+    }
+
+    /// Stops following a process. A process that is not tracked is not an error: the kernel
+    /// untracks a leader at exit by itself.
+    pub fn untrack(&mut self, tgid: u32) -> Result<(), LoadError> {
+        let mut tracked: HashMap<_, u32, u32> = self.hash_map("TRACKED")?;
+        ignore_missing(tracked.remove(&tgid), "TRACKED")
+    }
+
+    /// Forgets a connection the kernel will not see closed (its process exited).
+    pub fn forget_conn(&mut self, key: ConnKey) -> Result<(), LoadError> {
+        let mut conns: HashMap<_, ConnKey, u32> = self.hash_map("CONNS")?;
+        ignore_missing(conns.remove(&key), "CONNS")
+    }
+
+    /// Events the kernel side lost, by `drops::DROP_*` reason, summed over CPUs.
+    pub fn drop_counts(&self) -> Result<[u64; DROP_REASONS as usize], LoadError> {
+        let map = self
+            .ebpf
+            .map("DROPS")
+            .ok_or(LoadError::MissingMap { map: "DROPS" })?;
+        let drops: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
+                op: "opening",
+                map: "DROPS",
+                source,
+            })?;
+        let mut counts = [0; DROP_REASONS as usize];
+        for (reason, count) in (0..DROP_REASONS).zip(&mut counts) {
+            let per_cpu = drops.get(&reason, 0).map_err(|source| LoadError::Map {
+                op: "reading",
+                map: "DROPS",
+                source,
+            })?;
+            *count = per_cpu.iter().sum();
+        }
+        Ok(counts)
+    }
+
+    /// How many programs are attached.
+    pub fn attached(&self) -> usize {
+        self.attached
+    }
+
+    /// Kernel ids of the loaded programs, as `bpftool prog list` shows them.
+    pub fn program_ids(&self) -> Result<Vec<u32>, LoadError> {
+        self.ebpf
+            .programs()
+            .map(|(name, program)| {
+                program
+                    .info()
+                    .map(|info| info.id())
+                    .map_err(|source| LoadError::ProgramInfo {
+                        program: name.to_owned(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    fn hash_map<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashMap<&mut MapData, K, V>, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(LoadError::MissingMap { map: name })?;
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
+            op: "opening",
+            map: name,
+            source,
+        })
+    }
+}
+
+/// A delete of an absent key fails with ENOENT; for untrack and forget that is success.
+fn ignore_missing(
+    result: Result<(), aya::maps::MapError>,
+    map: &'static str,
+) -> Result<(), LoadError> {
+    match result {
+        Err(aya::maps::MapError::SyscallError(err))
+            if err.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        other => other.map_err(|source| LoadError::Map {
+            op: "deleting from",
+            map,
+            source,
+        }),
+    }
+}
