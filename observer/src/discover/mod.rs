@@ -1,1 +1,29 @@
-//! (being written)
+//! Finding Gunicorn masters and workers, and keeping each worker's stable slot.
+//!
+//! At start, [`scan`] reads `/proc` once and [`Registry::add_scan`] registers what it found;
+//! afterwards fork, exec and exit events keep the [`Registry`] current, with
+//! [`read_process`] reading the one process an exec event names.
+
+mod appname;
+mod cmdline;
+mod config;
+mod options;
+mod procfile;
+mod procscan;
+mod registry;
+
+#[cfg(test)]
+mod fake_proc;
+#[cfg(test)]
+mod live_tests;
+#[cfg(test)]
+mod scan_tests;
+
+pub use appname::{AppName, ConfigReadError};
+pub use cmdline::{MasterCmd, NameSource, RoleHint, classify, config_path};
+pub use config::proc_name_from_config;
+pub use procfile::{ProcEnv, ScanError};
+pub use procscan::{
+    FoundInstance, ProcInfo, ScanResult, ScanStats, master_app, read_process, scan,
+};
+pub use registry::{Counts, Registry, Removed, Role, WorkerRef};
