@@ -13,12 +13,12 @@ use aya::maps::{MapData, RingBuf};
 use tokio::{io::unix::AsyncFd, sync::watch};
 use tracing::{debug, info, warn};
 
-use observer_ebpf::tracked::{ConnKey, ROLE_MASTER, ROLE_WORKER};
+use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
 
 use crate::{
     aggregate::Stats,
     decode::{Event, decode},
-    discover::{self, Registry, Removed},
+    discover::{self, Registry, Removed, Role, ScanError},
     export::ObserverMetrics,
     http::{ConnId, ConnTable, Output},
     load::Probes,
@@ -46,7 +46,7 @@ impl Pipeline {
     ) -> Self {
         Self {
             probes,
-            registry: Registry::default(),
+            registry: Registry::new(),
             conns: ConnTable::new(MAX_CONNECTIONS),
             stats,
             metrics,
@@ -58,40 +58,68 @@ impl Pipeline {
         self.stats.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Finds every Gunicorn already running. Masters are put in the kernel's map before
-    /// their children are listed, so a worker forked during the scan is caught either by the
-    /// kernel's fork hook or by the listing.
+    /// Finds every Gunicorn already running, and repairs what lost events may have hidden.
+    ///
+    /// A worker forked between reading /proc and putting its master in the kernel's map
+    /// would be seen by neither, so whenever a scan adds a master a second scan follows:
+    /// from then on the kernel's fork hook sees every new worker.
     pub fn scan(&mut self) {
-        let found = discover::scan(&self.proc_root);
-        for error in &found.errors {
-            self.metrics
-                .discovery_errors
-                .with_label_values(&[error.reason()])
-                .inc();
-        }
-        for master in &found.masters {
-            if self
-                .registry
-                .add_master(master.pid, master.start_time, master.app.clone())
-            {
-                info!(pid = master.pid, app = %master.app, "found gunicorn master");
-                self.track(master.pid, ROLE_MASTER);
-            }
-        }
-        for worker in &found.workers {
-            self.add_worker(worker.master, worker.pid);
+        if self.scan_once() {
+            self.scan_once();
         }
         self.forget_dead();
         self.update_gauges();
     }
 
+    /// Returns whether a new master was added.
+    fn scan_once(&mut self) -> bool {
+        let found = match discover::scan(&self.proc_root) {
+            Ok(found) => found,
+            Err(err) => {
+                warn!(error = %err, "cannot scan /proc");
+                self.count_discovery_error("scan_failed", 1);
+                return false;
+            }
+        };
+        let stats = &found.stats;
+        self.count_discovery_error("process_gone", stats.gone);
+        self.count_discovery_error("unreadable", stats.unreadable);
+        self.count_discovery_error("malformed", stats.malformed);
+        self.count_discovery_error("config_unreadable", stats.config_unreadable);
+
+        let mut new_master = false;
+        for (pid, role) in self.registry.add_scan(&found) {
+            self.track(pid, role.kernel_value());
+            match role {
+                Role::Master => {
+                    new_master = true;
+                    let app = self.registry.app(pid).unwrap_or_default();
+                    info!(pid, app = %app, "found gunicorn master");
+                }
+                Role::Worker => {
+                    if let Some(worker) = self.registry.worker(pid) {
+                        self.lock_stats()
+                            .worker_started(&worker.app, worker.slot, pid);
+                    }
+                }
+            }
+        }
+        new_master
+    }
+
+    fn count_discovery_error(&self, reason: &str, count: u64) {
+        if count > 0 {
+            self.metrics
+                .discovery_errors
+                .with_label_values(&[reason])
+                .inc_by(count);
+        }
+    }
+
     fn track(&mut self, pid: u32, role: u32) {
         if let Err(err) = self.probes.track(pid, role) {
             warn!(pid, role, error = %err, "cannot add process to the kernel's tracked map");
-            self.metrics
-                .discovery_errors
-                .with_label_values(&["track_failed"])
-                .inc();
+            self.count_discovery_error("track_failed", 1);
         }
     }
 
@@ -101,31 +129,38 @@ impl Pipeline {
         }
     }
 
+    /// Registers a worker the kernel saw forked. Its start time is read now so a later
+    /// rescan can tell it from an unrelated process that reuses the pid.
     fn add_worker(&mut self, master: u32, pid: u32) {
         let Some(worker) = self.registry.add_worker(master, pid) else {
             return;
         };
+        if let Ok(info) = discover::read_process(&self.proc_root, pid) {
+            self.registry.set_start_time(pid, info.start_time);
+        }
         debug!(pid, master, slot = worker.slot, app = %worker.app, "worker tracked");
-        self.track(pid, ROLE_WORKER);
         self.lock_stats().worker_started(&worker.app, worker.slot, pid);
+        self.update_gauges();
     }
 
     /// Drops processes whose exit event was lost (ring buffer overflow, or an exit while
     /// the observer was not running), detected by a missing or reused /proc entry.
     fn forget_dead(&mut self) {
-        let dead: Vec<u32> = self
-            .registry
-            .pids()
-            .filter(|(pid, start_time)| {
-                discover::read_process(&self.proc_root, *pid)
-                    .map(|p| p.start_time != *start_time)
-                    .unwrap_or(true)
-            })
-            .map(|(pid, _)| pid)
-            .collect();
-        for pid in dead {
-            debug!(pid, "process vanished without an exit event");
-            self.process_exited(pid, 0);
+        let mut known = Vec::new();
+        for master in self.registry.masters() {
+            known.push(master);
+            known.extend(self.registry.workers_of(master).into_iter().map(|(pid, _)| pid));
+        }
+        for pid in known {
+            let dead = match discover::read_process(&self.proc_root, pid) {
+                Ok(info) => self.registry.is_same(pid, info.start_time) == Some(false),
+                Err(ScanError::Gone { .. }) => true,
+                Err(_) => false,
+            };
+            if dead {
+                debug!(pid, "process vanished without an exit event");
+                self.process_exited(pid, 0);
+            }
         }
     }
 
@@ -230,18 +265,23 @@ impl Pipeline {
             // Short-lived processes are often gone before we look; that is not an error.
             Err(_) => return,
         };
-        let was_known = self.registry.contains(pid);
-        if let Some(app) = info.master_app() {
-            if was_known {
+        let known = self.registry.is_master(pid) || self.registry.worker(pid).is_some();
+        let Some(app) = discover::master_app(&self.proc_root, &info) else {
+            if known {
                 self.process_exited(pid, 0);
             }
-            if self.registry.add_master(pid, info.start_time, app.clone()) {
-                info!(pid, app = %app, "gunicorn master started");
-                self.track(pid, ROLE_MASTER);
-                self.update_gauges();
-            }
-        } else if was_known {
+            return;
+        };
+        if app.config_error.is_some() {
+            self.count_discovery_error("config_unreadable", 1);
+        }
+        if known {
             self.process_exited(pid, 0);
+        }
+        if self.registry.add_master(pid, info.start_time, app.name.clone()) {
+            info!(pid, app = %app.name, "gunicorn master started");
+            self.track(pid, ROLE_MASTER);
+            self.update_gauges();
         }
     }
 
@@ -271,7 +311,8 @@ impl Pipeline {
     }
 
     fn update_gauges(&mut self) {
-        let (masters, workers) = self.registry.counts();
+        let counts = self.registry.counts();
+        let (masters, workers) = (counts.masters, counts.workers);
         self.metrics
             .tracked
             .with_label_values(&["master"])
