@@ -1,0 +1,150 @@
+//! All followed connections, keyed by (process, fd), from accept to close.
+
+use std::collections::HashMap;
+
+use observer_ebpf::limits::MAX_CONNECTIONS;
+
+use super::ConnId;
+use super::conn::Conn;
+use super::output::{Output, Problem};
+use super::request::starts_request;
+
+/// Default cap on followed connections: the kernel's `CONNS` map holds no more, so only
+/// connections whose close was lost can push the table past it.
+pub const DEFAULT_MAX_CONNS: usize = MAX_CONNECTIONS as usize;
+
+/// Per-connection request reconstruction, fed with decoded socket events in arrival order.
+///
+/// Every method pushes what it can conclude into `sink`: completed or aborted requests, and
+/// problems to count. The table holds at most `max_conns` connections; beyond that new ones
+/// are refused and each refusal is counted as [`Problem::TableFull`].
+#[derive(Debug)]
+pub struct ConnTable {
+    conns: HashMap<ConnId, Conn>,
+    max_conns: usize,
+}
+
+impl ConnTable {
+    pub fn new(max_conns: usize) -> Self {
+        Self {
+            conns: HashMap::new(),
+            max_conns,
+        }
+    }
+
+    /// A worker accepted a connection.
+    pub fn on_accept(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
+        // fd numbers are reused at once, so an entry still here lost its close event.
+        if let Some(stale) = self.conns.remove(&id) {
+            sink(Output::Problem(Problem::StaleConn));
+            stale.close(ts_ns, sink);
+        }
+        if self.conns.len() >= self.max_conns {
+            sink(Output::Problem(Problem::TableFull));
+            return;
+        }
+        self.conns.insert(id, Conn::accepted(id));
+    }
+
+    /// A read on an accepted socket returned `ret` (bytes, 0 for EOF, or -errno); `captured`
+    /// holds the first bytes read.
+    pub fn on_read(
+        &mut self,
+        id: ConnId,
+        ts_ns: u64,
+        ret: i64,
+        captured: &[u8],
+        sink: &mut impl FnMut(Output),
+    ) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.read(ts_ns, ret, captured, sink);
+            return;
+        }
+        if ret <= 0 {
+            return;
+        }
+        if self.conns.len() >= self.max_conns {
+            // Only a request we could have followed is worth a count; other bytes of an
+            // unknown connection would be ignored anyway.
+            if starts_request(captured) {
+                sink(Output::Problem(Problem::TableFull));
+            }
+            return;
+        }
+        let mut conn = Conn::unknown(id);
+        conn.read(ts_ns, ret, captured, sink);
+        self.conns.insert(id, conn);
+    }
+
+    /// A write (write, writev, send*, sendfile) on an accepted socket returned `ret`;
+    /// `captured` holds the first bytes written (none for sendfile).
+    pub fn on_write(
+        &mut self,
+        id: ConnId,
+        ts_ns: u64,
+        ret: i64,
+        captured: &[u8],
+        sink: &mut impl FnMut(Output),
+    ) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.write(ts_ns, ret, captured, sink);
+            return;
+        }
+        // Remember the connection so its data is counted once and a later request on it can
+        // be picked up; a full table just lets these bytes go.
+        if ret <= 0 || self.conns.len() >= self.max_conns {
+            return;
+        }
+        let mut conn = Conn::unknown(id);
+        conn.write(ts_ns, ret, captured, sink);
+        self.conns.insert(id, conn);
+    }
+
+    /// close(2) on the socket: whatever is still open ends here and the state is dropped.
+    pub fn on_close(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
+        if let Some(conn) = self.conns.remove(&id) {
+            conn.close(ts_ns, sink);
+        }
+    }
+
+    /// shutdown(2) on the socket. Gunicorn shuts a connection down once it has finished
+    /// writing and then drains and closes it, so no request after this is followed.
+    pub fn on_shutdown(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.shutdown(ts_ns, sink);
+        }
+    }
+
+    /// Process `tgid` exited: its connections are gone; requests in flight died with it.
+    pub fn on_process_exit(&mut self, tgid: u32, ts_ns: u64, sink: &mut impl FnMut(Output)) {
+        // Exits are rare next to data events; a scan of the table is fine. Sorted by fd so
+        // the output does not depend on hash order.
+        let mut ids: Vec<ConnId> = self
+            .conns
+            .keys()
+            .filter(|id| id.tgid == tgid)
+            .copied()
+            .collect();
+        ids.sort_unstable_by_key(|id| id.fd);
+        for id in ids {
+            if let Some(conn) = self.conns.remove(&id) {
+                conn.worker_died(ts_ns, sink);
+            }
+        }
+    }
+
+    /// Connections currently followed.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+}
+
+impl Default for ConnTable {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_CONNS)
+    }
+}
