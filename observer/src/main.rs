@@ -1,6 +1,7 @@
 //! The gunicorn-observer daemon.
 
 use std::{
+    io::IsTerminal as _,
     process::ExitCode,
     sync::{
         Arc, Mutex,
@@ -33,6 +34,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in a pod's log they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -10,7 +10,10 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFd, sync::watch};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::watch,
+};
 use tracing::{debug, info, warn};
 
 use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
@@ -199,7 +202,7 @@ impl Pipeline {
             Event::Exit { tgid, ts_ns, .. } => self.process_exited(tgid, ts_ns),
             Event::Accept { tgid, fd, ts_ns, .. } => {
                 let id = ConnId { tgid, fd };
-                self.with_sink(|conns, sink| conns.on_accept(id, ts_ns, sink));
+                self.with_sink(|conns, mut sink| conns.on_accept(id, ts_ns, &mut sink));
             }
             Event::Data {
                 tgid,
@@ -212,9 +215,9 @@ impl Pipeline {
             } => {
                 let id = ConnId { tgid, fd };
                 if syscall.is_inbound() {
-                    self.with_sink(|conns, sink| conns.on_read(id, ts_ns, ret, payload, sink));
+                    self.with_sink(|conns, mut sink| conns.on_read(id, ts_ns, ret, payload, &mut sink));
                 } else {
-                    self.with_sink(|conns, sink| conns.on_write(id, ts_ns, ret, payload, sink));
+                    self.with_sink(|conns, mut sink| conns.on_write(id, ts_ns, ret, payload, &mut sink));
                 }
             }
             Event::Close {
@@ -225,9 +228,9 @@ impl Pipeline {
             } => {
                 let id = ConnId { tgid, fd };
                 if shutdown {
-                    self.with_sink(|conns, sink| conns.on_shutdown(id, ts_ns, sink));
+                    self.with_sink(|conns, mut sink| conns.on_shutdown(id, ts_ns, &mut sink));
                 } else {
-                    self.with_sink(|conns, sink| conns.on_close(id, ts_ns, sink));
+                    self.with_sink(|conns, mut sink| conns.on_close(id, ts_ns, &mut sink));
                 }
             }
         }
@@ -286,10 +289,13 @@ impl Pipeline {
     }
 
     fn process_exited(&mut self, pid: u32, ts_ns: u64) {
-        self.with_sink(|conns, sink| conns.on_process_exit(pid, ts_ns, sink));
-        for fd in self.conns.take_kernel_leftovers(pid) {
-            // Connections the worker never closed stay in the kernel map otherwise.
-            let _ = self.probes.forget_conn(ConnKey { tgid: pid, fd });
+        let mut fds = Vec::new();
+        self.with_sink(|conns, mut sink| fds = conns.on_process_exit(pid, ts_ns, &mut sink));
+        for fd in fds {
+            // A dead process never closes its sockets; without this they stay in the map.
+            if let Err(err) = self.probes.forget_conn(ConnKey { tgid: pid, fd }) {
+                debug!(pid, fd, error = %err, "cannot clear a dead connection");
+            }
         }
         match self.registry.remove(pid) {
             Removed::NotKnown => return,
@@ -345,7 +351,10 @@ pub async fn run(
     intervals: Intervals,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let mut ring = AsyncFd::new(ring)?;
+    // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as it
+    // lives, and it lives inside this AsyncFd until the loop returns.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(std::io::Error::from)?;
     let mut drain = tokio::time::interval(intervals.drain);
     let mut rescan = tokio::time::interval(intervals.rescan);
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));

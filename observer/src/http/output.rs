@@ -48,7 +48,7 @@ pub enum Outcome {
 }
 
 /// Why a request ended without a complete response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AbortReason {
     /// The client went away: EOF or reset on read, `EPIPE`/`ECONNRESET` on write, or the
     /// connection closed before the response was complete.
@@ -72,7 +72,7 @@ impl AbortReason {
 }
 
 /// Request method, bounded: anything outside the standard set is [`Method::Other`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     Get,
     Head,

@@ -116,7 +116,14 @@ impl ConnTable {
     }
 
     /// Process `tgid` exited: its connections are gone; requests in flight died with it.
-    pub fn on_process_exit(&mut self, tgid: u32, ts_ns: u64, sink: &mut impl FnMut(Output)) {
+    /// Returns the fds dropped, so the caller can clear them from the kernel's map too (a
+    /// process that dies never closes its sockets one by one).
+    pub fn on_process_exit(
+        &mut self,
+        tgid: u32,
+        ts_ns: u64,
+        sink: &mut impl FnMut(Output),
+    ) -> Vec<i32> {
         // Exits are rare next to data events; a scan of the table is fine. Sorted by fd so
         // the output does not depend on hash order.
         let mut ids: Vec<ConnId> = self
@@ -126,11 +133,12 @@ impl ConnTable {
             .copied()
             .collect();
         ids.sort_unstable_by_key(|id| id.fd);
-        for id in ids {
-            if let Some(conn) = self.conns.remove(&id) {
+        for id in &ids {
+            if let Some(conn) = self.conns.remove(id) {
                 conn.worker_died(ts_ns, sink);
             }
         }
+        ids.into_iter().map(|id| id.fd).collect()
     }
 
     /// Connections currently followed.
