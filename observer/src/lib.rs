@@ -14,3 +14,4 @@ pub mod http;
 pub mod load;
 pub mod pipeline;
 pub mod preflight;
+pub mod sample;
