@@ -78,7 +78,9 @@ fn parse_bucket(text: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     if !value.is_finite() || value <= 0.0 {
-        return Err(format!("bucket {text:?} must be a positive number of seconds"));
+        return Err(format!(
+            "bucket {text:?} must be a positive number of seconds"
+        ));
     }
     Ok(value)
 }

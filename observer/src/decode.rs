@@ -370,12 +370,13 @@ mod tests {
         };
         assert!(matches!(
             decode(&as_bytes(&close)).unwrap(),
-            Event::Close { shutdown: true, fd: 9, .. }
+            Event::Close {
+                shutdown: true,
+                fd: 9,
+                ..
+            }
         ));
         close.how = 5;
-        assert_eq!(
-            decode(&as_bytes(&close)),
-            Err(DecodeError::UnknownClose(5))
-        );
+        assert_eq!(decode(&as_bytes(&close)), Err(DecodeError::UnknownClose(5)));
     }
 }

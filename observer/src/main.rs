@@ -65,7 +65,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
 
     let mut probes = Probes::load().context("loading the eBPF programs")?;
-    let ring = probes.take_events().context("opening the event ring buffer")?;
+    let ring = probes
+        .take_events()
+        .context("opening the event ring buffer")?;
     info!(programs = probes.attached(), "kernel programs attached");
 
     let registry = Registry::new();

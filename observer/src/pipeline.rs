@@ -58,7 +58,9 @@ impl Pipeline {
     }
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, Stats> {
-        self.stats.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.stats
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Finds every Gunicorn already running, and repairs what lost events may have hidden.
@@ -142,7 +144,8 @@ impl Pipeline {
             self.registry.set_start_time(pid, info.start_time);
         }
         debug!(pid, master, slot = worker.slot, app = %worker.app, "worker tracked");
-        self.lock_stats().worker_started(&worker.app, worker.slot, pid);
+        self.lock_stats()
+            .worker_started(&worker.app, worker.slot, pid);
         self.update_gauges();
     }
 
@@ -152,7 +155,12 @@ impl Pipeline {
         let mut known = Vec::new();
         for master in self.registry.masters() {
             known.push(master);
-            known.extend(self.registry.workers_of(master).into_iter().map(|(pid, _)| pid));
+            known.extend(
+                self.registry
+                    .workers_of(master)
+                    .into_iter()
+                    .map(|(pid, _)| pid),
+            );
         }
         for pid in known {
             let dead = match discover::read_process(&self.proc_root, pid) {
@@ -200,7 +208,9 @@ impl Pipeline {
             }
             Event::Exec { tgid, .. } => self.exec(tgid),
             Event::Exit { tgid, ts_ns, .. } => self.process_exited(tgid, ts_ns),
-            Event::Accept { tgid, fd, ts_ns, .. } => {
+            Event::Accept {
+                tgid, fd, ts_ns, ..
+            } => {
                 let id = ConnId { tgid, fd };
                 self.with_sink(|conns, mut sink| conns.on_accept(id, ts_ns, &mut sink));
             }
@@ -215,9 +225,13 @@ impl Pipeline {
             } => {
                 let id = ConnId { tgid, fd };
                 if syscall.is_inbound() {
-                    self.with_sink(|conns, mut sink| conns.on_read(id, ts_ns, ret, payload, &mut sink));
+                    self.with_sink(|conns, mut sink| {
+                        conns.on_read(id, ts_ns, ret, payload, &mut sink)
+                    });
                 } else {
-                    self.with_sink(|conns, mut sink| conns.on_write(id, ts_ns, ret, payload, &mut sink));
+                    self.with_sink(|conns, mut sink| {
+                        conns.on_write(id, ts_ns, ret, payload, &mut sink)
+                    });
                 }
             }
             Event::Close {
@@ -281,7 +295,10 @@ impl Pipeline {
         if known {
             self.process_exited(pid, 0);
         }
-        if self.registry.add_master(pid, info.start_time, app.name.clone()) {
+        if self
+            .registry
+            .add_master(pid, info.start_time, app.name.clone())
+        {
             info!(pid, app = %app.name, "gunicorn master started");
             self.track(pid, ROLE_MASTER);
             self.update_gauges();

@@ -151,7 +151,11 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_do() {
-        assert!(PreflightError::NoTracefs.to_string().contains("mount -t tracefs"));
+        assert!(
+            PreflightError::NoTracefs
+                .to_string()
+                .contains("mount -t tracefs")
+        );
         let msg = PreflightError::NotPrivileged { cap_eff: 0 }.to_string();
         assert!(msg.contains("CAP_BPF") && msg.contains("root"));
     }

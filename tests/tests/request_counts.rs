@@ -88,8 +88,14 @@ fn send_mix(gunicorn: &Gunicorn, keep_alive: bool) {
 fn assert_exact(before: &Metrics, after: &Metrics, app: &str, workers: u32) {
     let delta = |key: (&str, &str)| {
         let key = (key.0.to_owned(), key.1.to_owned());
-        by_method_status(after, app).get(&key).copied().unwrap_or(0.0)
-            - by_method_status(before, app).get(&key).copied().unwrap_or(0.0)
+        by_method_status(after, app)
+            .get(&key)
+            .copied()
+            .unwrap_or(0.0)
+            - by_method_status(before, app)
+                .get(&key)
+                .copied()
+                .unwrap_or(0.0)
     };
     assert_eq!(delta(("GET", "200")), (GETS_OK + SLOW) as f64);
     assert_eq!(delta(("GET", "404")), NOT_FOUND as f64);
@@ -105,7 +111,9 @@ fn assert_exact(before: &Metrics, after: &Metrics, app: &str, workers: u32) {
     // Every series belongs to one of the instance's worker slots.
     for sample in after.series(REQUESTS) {
         if sample.labels.get("app").map(String::as_str) == Some(app) {
-            let slot: u32 = sample.labels["worker_id"].parse().expect("numeric worker_id");
+            let slot: u32 = sample.labels["worker_id"]
+                .parse()
+                .expect("numeric worker_id");
             assert!(slot < workers, "worker_id {slot} with {workers} workers");
         }
     }
@@ -117,7 +125,10 @@ fn assert_exact(before: &Metrics, after: &Metrics, app: &str, workers: u32) {
     // Exactly one GET took between 0.1 s and 0.25 s: the 200 ms one. Everything else here
     // is a hello-world answer well under 100 ms.
     let bucket = |m: &Metrics, le: &str| {
-        m.sum(DURATION_BUCKET, &[("app", app), ("method", "GET"), ("le", le)])
+        m.sum(
+            DURATION_BUCKET,
+            &[("app", app), ("method", "GET"), ("le", le)],
+        )
     };
     let slow_after = bucket(after, "0.25") - bucket(after, "0.1");
     let slow_before = bucket(before, "0.25") - bucket(before, "0.1");

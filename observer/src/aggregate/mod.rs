@@ -51,7 +51,10 @@ pub struct AppStats {
 
 impl AppStats {
     pub fn live_workers(&self) -> usize {
-        self.slots.values().filter(|slot| slot.pid.is_some()).count()
+        self.slots
+            .values()
+            .filter(|slot| slot.pid.is_some())
+            .count()
     }
 }
 

@@ -169,7 +169,10 @@ impl Collector for GunicornCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         // A poisoned lock means a pipeline panic mid-update; the numbers are still the best
         // we have, and a scrape must not take the exporter down with it.
-        let stats = self.stats.lock().unwrap_or_else(|poison| poison.into_inner());
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         render(&stats)
     }
 }

@@ -111,7 +111,10 @@ async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Resul
 fn route(head: &[u8], state: &ServerState) -> Reply {
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
     let mut parts = line.split(|b| *b == b' ');
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, target) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let path = target.split(|b| *b == b'?').next().unwrap_or_default();
 
     if method != b"GET" && method != b"HEAD" {
@@ -182,8 +185,14 @@ mod tests {
             route(b"GET /readyz HTTP/1.1\r\n\r\n", &s).status,
             "503 Service Unavailable"
         );
-        assert_eq!(route(b"GET /readyz HTTP/1.1\r\n\r\n", &state(true)).status, "200 OK");
-        assert_eq!(route(b"GET /nope HTTP/1.1\r\n\r\n", &s).status, "404 Not Found");
+        assert_eq!(
+            route(b"GET /readyz HTTP/1.1\r\n\r\n", &state(true)).status,
+            "200 OK"
+        );
+        assert_eq!(
+            route(b"GET /nope HTTP/1.1\r\n\r\n", &s).status,
+            "404 Not Found"
+        );
         assert_eq!(
             route(b"POST /metrics HTTP/1.1\r\n\r\n", &s).status,
             "405 Method Not Allowed"
@@ -199,7 +208,10 @@ mod tests {
         let server = tokio::spawn(serve(listener, state(true), stopped));
 
         let mut client = TcpStream::connect(addr).await.unwrap();
-        client.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
         let mut answer = String::new();
         client.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
