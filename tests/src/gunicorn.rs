@@ -106,7 +106,6 @@ pub struct Gunicorn {
     access_log: PathBuf,
     error_log: PathBuf,
     console_log: PathBuf,
-    // Last, so the logs outlive the processes writing them.
     dir: TempDir,
 }
 

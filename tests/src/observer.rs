@@ -21,7 +21,7 @@ pub struct Observer {
     addr: SocketAddr,
     stdout: PathBuf,
     stderr: PathBuf,
-    // Last, so the logs outlive the process writing them.
+    /// Holds the logs; removed after Drop has stopped the process.
     _dir: TempDir,
 }
 

@@ -57,6 +57,7 @@ pub fn ensure() -> Result<()> {
         .args(&missing)
         .run()
         .with_context(|| format!("installing Debian packages {}", missing.join(" ")))?;
+    println!("ok: apt installed {}", missing.join(" "));
 
     Ok(())
 }

@@ -55,7 +55,9 @@ fn ensure_rust_src() -> Result<()> {
     println!("installing: rust-src for {version}");
     Cmd::new("rustup")
         .args(["component", "add", "rust-src", "--toolchain", "nightly"])
-        .run()
+        .run()?;
+    println!("ok: rust-src for {version}");
+    Ok(())
 }
 
 fn ensure_bpf_linker(root: &Path) -> Result<()> {
@@ -122,7 +124,9 @@ fn ensure_tracefs() -> Result<()> {
     Cmd::new("mount")
         .args(["-t", "tracefs", "nodev", TRACEFS])
         .run()
-        .context("mounting tracefs needs root")
+        .context("mounting tracefs needs root")?;
+    println!("ok: tracefs mounted at {TRACEFS}");
+    Ok(())
 }
 
 #[cfg(test)]
