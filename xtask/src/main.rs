@@ -1,1 +1,81 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for setting a machine up, running the observer and
+//! running what CI runs.
+
+mod apt;
+mod bootstrap;
+mod cmd;
+mod run;
+mod test;
+mod venv;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::cmd::Cmd;
+
+#[derive(Parser)]
+#[command(about = "Bootstrap, run and test gunicorn-observer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check every prerequisite and install what is missing (needs root to install).
+    Bootstrap,
+    /// Bootstrap, build the observer in release mode and run it with the given arguments.
+    Run {
+        /// Passed to gunicorn-observer, e.g. `cargo xtask run -- --listen 127.0.0.1:9464`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Bootstrap, then fmt, clippy, release build and the whole test suite, as CI does.
+    Test,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let result = match cli.command {
+        Command::Bootstrap => bootstrap::bootstrap(&root),
+        Command::Run { args } => run::run(&root, &args),
+        Command::Test => test::test(&root),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Cargo's target directory, honouring CARGO_TARGET_DIR as cargo does.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+fn observer_bin(root: &Path) -> PathBuf {
+    target_dir(root).join("release/gunicorn-observer")
+}
+
+fn build_observer(root: &Path) -> Result<()> {
+    Cmd::new("cargo")
+        .args(["build", "--release", "-p", "gunicorn-observer"])
+        .current_dir(root)
+        .run()
+}

@@ -1,0 +1,138 @@
+//! The real gunicorn-observer binary, listening on a loopback port of its own.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::gunicorn::free_port;
+use crate::http::{self, Addr};
+use crate::metrics::Metrics;
+use crate::process;
+use crate::tempdir::TempDir;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A running observer; dropping it sends SIGTERM (then SIGKILL) and reaps it.
+pub struct Observer {
+    child: Child,
+    addr: SocketAddr,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    /// Holds the logs; removed after Drop has stopped the process.
+    _dir: TempDir,
+}
+
+impl Observer {
+    /// Starts the observer with `--listen 127.0.0.1:<free port>` plus `extra_args`, and
+    /// returns once `GET /healthz` answers 200.
+    pub fn start(extra_args: &[&str]) -> Observer {
+        let dir = TempDir::new("observer");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let stdout = dir.path().join("stdout.log");
+        let stderr = dir.path().join("stderr.log");
+
+        let bin = crate::observer_bin();
+        let child = Command::new(&bin)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("creating the observer's stdout log"))
+            .stderr(File::create(&stderr).expect("creating the observer's stderr log"))
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting {}: {err}", bin.display()));
+
+        let mut observer = Observer {
+            child,
+            addr,
+            stdout,
+            stderr,
+            _dir: dir,
+        };
+        observer.wait_until_healthy();
+        observer
+    }
+
+    fn wait_until_healthy(&mut self) {
+        let url = Addr::Tcp(self.addr);
+        let healthy = process::wait_for(READY_TIMEOUT, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the observer exited while starting ({status})\n{}",
+                    self.logs()
+                );
+            }
+            http::get(&url, "/healthz")
+                .ok()
+                .filter(|response| response.status == 200)
+        });
+        if healthy.is_none() {
+            let _ = process::terminate(&mut self.child, STOP_GRACE);
+            panic!(
+                "the observer's /healthz did not answer 200 within {READY_TIMEOUT:?}\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The /metrics text.
+    pub fn scrape(&self) -> String {
+        let response = http::get(&Addr::Tcp(self.addr), "/metrics")
+            .unwrap_or_else(|err| panic!("scraping /metrics: {err}\n{}", self.logs()));
+        assert_eq!(
+            response.status,
+            200,
+            "GET /metrics answered {}: {}\n{}",
+            response.status,
+            response.text(),
+            self.logs()
+        );
+        response.text()
+    }
+
+    /// The /metrics text, parsed.
+    pub fn metrics(&self) -> Metrics {
+        let text = self.scrape();
+        Metrics::parse(&text).unwrap_or_else(|err| panic!("/metrics does not parse: {err}\n{text}"))
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM, and how it exited (killed if it took longer than 10 s).
+    pub fn stop(mut self) -> ExitStatus {
+        process::terminate(&mut self.child, STOP_GRACE)
+            .unwrap_or_else(|err| panic!("stopping the observer: {err}"))
+    }
+
+    fn logs(&self) -> String {
+        let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        format!(
+            "--- observer stderr ---\n{}--- observer stdout ---\n{stdout}",
+            self.stderr()
+        )
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        if let Err(err) = process::terminate(&mut self.child, STOP_GRACE) {
+            eprintln!(
+                "warning: stopping the observer (pid {}): {err}",
+                self.child.id()
+            );
+        }
+    }
+}
