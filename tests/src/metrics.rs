@@ -16,6 +16,16 @@ pub struct Sample {
     pub timestamp_ms: Option<i64>,
 }
 
+impl Sample {
+    /// The value of one label, if the sample has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     samples: Vec<Sample>,

@@ -24,11 +24,11 @@ const TOTAL: usize = GETS_OK + NOT_FOUND + SERVER_ERRORS + POSTS + SLOW;
 fn by_method_status(metrics: &Metrics, app: &str) -> BTreeMap<(String, String), f64> {
     let mut counts = BTreeMap::new();
     for sample in metrics.series(REQUESTS) {
-        if sample.labels.get("app").map(String::as_str) != Some(app) {
+        if sample.label("app") != Some(app) {
             continue;
         }
-        let method = sample.labels.get("method").cloned().unwrap_or_default();
-        let status = sample.labels.get("status").cloned().unwrap_or_default();
+        let method = sample.label("method").unwrap_or_default().to_owned();
+        let status = sample.label("status").unwrap_or_default().to_owned();
         *counts.entry((method, status)).or_default() += sample.value;
     }
     counts
@@ -110,8 +110,8 @@ fn assert_exact(before: &Metrics, after: &Metrics, app: &str, workers: u32) {
 
     // Every series belongs to one of the instance's worker slots.
     for sample in after.series(REQUESTS) {
-        if sample.labels.get("app").map(String::as_str) == Some(app) {
-            let slot: u32 = sample.labels["worker_id"]
+        if sample.label("app") == Some(app) {
+            let slot: u32 = sample.label("worker_id").unwrap_or_default()
                 .parse()
                 .expect("numeric worker_id");
             assert!(slot < workers, "worker_id {slot} with {workers} workers");
