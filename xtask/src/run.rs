@@ -6,7 +6,8 @@ use anyhow::Result;
 
 use crate::cmd::Cmd;
 
-/// Must match the default of the observer's `--listen`; only used to print the URL.
+/// A demo on a developer's machine listens on loopback only; the observer's own default
+/// (all addresses) is for a node that Prometheus scrapes from outside.
 const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 const LISTEN_ENV: &str = "GUNICORN_OBSERVER_LISTEN";
 
@@ -14,13 +15,20 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     crate::bootstrap::bootstrap(root)?;
     crate::build_observer(root)?;
 
-    let listen = listen_arg(args)
+    let mut args = args.to_vec();
+    let listen = match listen_arg(&args)
         .map(str::to_owned)
         .or_else(|| std::env::var(LISTEN_ENV).ok())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    {
+        Some(listen) => listen,
+        None => {
+            args.extend(["--listen".to_owned(), DEFAULT_LISTEN.to_owned()]);
+            DEFAULT_LISTEN.to_owned()
+        }
+    };
     println!("metrics: http://{listen}/metrics");
 
-    Err(Cmd::new(crate::observer_bin(root)).args(args).exec())
+    Err(Cmd::new(crate::observer_bin(root)).args(&args).exec())
 }
 
 /// The value of `--listen ADDR` or `--listen=ADDR`, if given.
