@@ -33,6 +33,10 @@ pub struct Args {
     #[arg(long, env = "GUNICORN_OBSERVER_DRAIN_MS", default_value_t = 10)]
     pub drain_ms: u64,
 
+    /// Seconds between samples of each process's memory, CPU and uptime from /proc.
+    #[arg(long, env = "GUNICORN_OBSERVER_SAMPLE_SECS", default_value_t = 5)]
+    pub sample_secs: u64,
+
     /// Request-duration histogram buckets in seconds, comma separated and increasing.
     #[arg(
         long,
@@ -50,6 +54,10 @@ pub struct Args {
 impl Args {
     pub fn rescan_interval(&self) -> Duration {
         Duration::from_secs(self.rescan_secs.max(1))
+    }
+
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_secs(self.sample_secs.max(1))
     }
 
     pub fn drain_interval(&self) -> Duration {

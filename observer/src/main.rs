@@ -26,6 +26,7 @@ use gunicorn_observer::{
     load::Probes,
     pipeline::{self, Intervals, Pipeline},
     preflight,
+    sample::Sampler,
 };
 
 fn main() -> ExitCode {
@@ -77,7 +78,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("registering the Gunicorn metrics")?;
     let metrics = ObserverMetrics::register(&registry).context("registering self-metrics")?;
 
-    let mut pipeline = Pipeline::new(probes, stats, metrics, args.proc_root.clone());
+    let sampler = Sampler::new().context("reading the clock tick and page size")?;
+    let mut pipeline = Pipeline::new(probes, stats, metrics, sampler, args.proc_root.clone());
     pipeline.scan();
 
     let ready = Arc::new(AtomicBool::new(true));
@@ -92,6 +94,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let intervals = Intervals {
         drain: args.drain_interval(),
         rescan: args.rescan_interval(),
+        sample: args.sample_interval(),
     };
     let events = tokio::spawn(pipeline::run(pipeline, ring, intervals, stopped));
 

@@ -6,7 +6,7 @@
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aya::maps::{MapData, RingBuf};
@@ -19,12 +19,13 @@ use tracing::{debug, info, warn};
 use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
 
 use crate::{
-    aggregate::Stats,
+    aggregate::{Resources, Stats},
     decode::{Event, decode},
     discover::{self, Registry, Removed, Role, ScanError},
     export::ObserverMetrics,
     http::{ConnId, ConnTable, Output},
     load::Probes,
+    sample::Sampler,
 };
 
 /// Cap on connections followed in userspace; matches the kernel's connection map.
@@ -37,6 +38,7 @@ pub struct Pipeline {
     conns: ConnTable,
     stats: Arc<Mutex<Stats>>,
     metrics: ObserverMetrics,
+    sampler: Sampler,
     proc_root: PathBuf,
 }
 
@@ -45,6 +47,7 @@ impl Pipeline {
         probes: Probes,
         stats: Arc<Mutex<Stats>>,
         metrics: ObserverMetrics,
+        sampler: Sampler,
         proc_root: PathBuf,
     ) -> Self {
         Self {
@@ -53,6 +56,7 @@ impl Pipeline {
             conns: ConnTable::new(MAX_CONNECTIONS),
             stats,
             metrics,
+            sampler,
             proc_root,
         }
     }
@@ -100,6 +104,7 @@ impl Pipeline {
                     new_master = true;
                     let app = self.registry.app(pid).unwrap_or_default();
                     info!(pid, app = %app, "found gunicorn master");
+                    self.lock_stats().master_started(&app);
                 }
                 Role::Worker => {
                     if let Some(worker) = self.registry.worker(pid) {
@@ -347,6 +352,64 @@ impl Pipeline {
         self.metrics.connections.set(self.conns.len() as i64);
     }
 
+    /// Samples memory, CPU and uptime of every known process. Runs on its own interval,
+    /// never per request: a sample costs a few /proc reads per process.
+    fn sample_resources(&mut self) {
+        let now = Instant::now();
+        let mut samples = Vec::new();
+        for master in self.registry.masters() {
+            let Some(app) = self.registry.app(master) else {
+                continue;
+            };
+            if let Some(r) = self.sample_one(master, now) {
+                samples.push((app.clone(), None, master, r));
+            }
+            for (pid, slot) in self.registry.workers_of(master) {
+                if let Some(r) = self.sample_one(pid, now) {
+                    samples.push((app.clone(), Some(slot), pid, r));
+                }
+            }
+        }
+        self.sampler.sweep();
+
+        let mut stats = self.lock_stats();
+        for (app, slot, pid, r) in samples {
+            match slot {
+                Some(slot) => stats.set_worker_resources(&app, slot, pid, r),
+                None => stats.set_master_resources(&app, r),
+            }
+        }
+    }
+
+    fn sample_one(&mut self, pid: u32, now: Instant) -> Option<Resources> {
+        match self.sampler.sample(&self.proc_root, pid, now) {
+            Ok(sample) => {
+                if let Some(err) = &sample.rollup_error {
+                    self.count_sample_error(err.reason());
+                }
+                Some(Resources {
+                    rss_bytes: sample.rss_bytes,
+                    pss_bytes: sample.pss_bytes,
+                    uss_bytes: sample.uss_bytes,
+                    cpu_percent: sample.cpu_percent,
+                    uptime_seconds: sample.uptime_seconds,
+                })
+            }
+            Err(err) => {
+                debug!(pid, error = %err, "cannot sample process resources");
+                self.count_sample_error(err.reason());
+                None
+            }
+        }
+    }
+
+    fn count_sample_error(&self, reason: &str) {
+        self.metrics
+            .sample_errors
+            .with_label_values(&[reason])
+            .inc();
+    }
+
     fn refresh_drops(&mut self) {
         match self.probes.drop_counts() {
             Ok(totals) => self.metrics.set_kernel_drops(&totals),
@@ -359,6 +422,7 @@ impl Pipeline {
 pub struct Intervals {
     pub drain: Duration,
     pub rescan: Duration,
+    pub sample: Duration,
 }
 
 /// Runs until `shutdown` flips to true.
@@ -374,8 +438,9 @@ pub async fn run(
         .map_err(std::io::Error::from)?;
     let mut drain = tokio::time::interval(intervals.drain);
     let mut rescan = tokio::time::interval(intervals.rescan);
+    let mut sample = tokio::time::interval(intervals.sample);
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-    for timer in [&mut drain, &mut rescan, &mut housekeeping] {
+    for timer in [&mut drain, &mut rescan, &mut sample, &mut housekeeping] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
 
@@ -388,6 +453,7 @@ pub async fn run(
             }
             _ = drain.tick() => drain_ring(&mut pipeline, ring.get_mut()),
             _ = rescan.tick() => pipeline.scan(),
+            _ = sample.tick() => pipeline.sample_resources(),
             _ = housekeeping.tick() => {
                 pipeline.refresh_drops();
                 pipeline.update_gauges();

@@ -111,7 +111,9 @@ fn assert_exact(before: &Metrics, after: &Metrics, app: &str, workers: u32) {
     // Every series belongs to one of the instance's worker slots.
     for sample in after.series(REQUESTS) {
         if sample.label("app") == Some(app) {
-            let slot: u32 = sample.label("worker_id").unwrap_or_default()
+            let slot: u32 = sample
+                .label("worker_id")
+                .unwrap_or_default()
                 .parse()
                 .expect("numeric worker_id");
             assert!(slot < workers, "worker_id {slot} with {workers} workers");

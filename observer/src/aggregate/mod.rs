@@ -33,12 +33,25 @@ impl ErrorType {
     }
 }
 
+/// The last procfs sample of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resources {
+    pub rss_bytes: u64,
+    pub pss_bytes: Option<u64>,
+    pub uss_bytes: Option<u64>,
+    /// `None` until the process has been sampled twice.
+    pub cpu_percent: Option<f64>,
+    pub uptime_seconds: f64,
+}
+
 /// One worker slot of one Gunicorn instance. Its counters outlive the worker process, so a
 /// replacement worker continues them and `rate()` stays smooth across restarts.
 #[derive(Debug, Clone)]
 pub struct SlotStats {
     /// The live worker in this slot, if any.
     pub pid: Option<u32>,
+    /// The live worker's last resource sample.
+    pub resources: Option<Resources>,
     pub requests: BTreeMap<(Method, u16), u64>,
     pub failed: BTreeMap<(Method, ErrorType), u64>,
     pub durations: BTreeMap<Method, Histogram>,
@@ -47,6 +60,8 @@ pub struct SlotStats {
 #[derive(Debug, Clone, Default)]
 pub struct AppStats {
     pub slots: BTreeMap<u32, SlotStats>,
+    /// The master's last resource sample.
+    pub master: Option<Resources>,
 }
 
 impl AppStats {
@@ -81,6 +96,7 @@ impl Stats {
         let app = self.apps.entry(Arc::clone(app)).or_default();
         app.slots.entry(slot).or_insert_with(|| SlotStats {
             pid: None,
+            resources: None,
             requests: BTreeMap::new(),
             failed: BTreeMap::new(),
             durations: BTreeMap::new(),
@@ -96,7 +112,28 @@ impl Stats {
     pub fn worker_stopped(&mut self, app: &str, slot: u32) {
         if let Some(slot) = self.apps.get_mut(app).and_then(|a| a.slots.get_mut(&slot)) {
             slot.pid = None;
+            slot.resources = None;
         }
+    }
+
+    /// Stores a worker's sample, if the slot is still held by that worker.
+    pub fn set_worker_resources(&mut self, app: &str, slot: u32, pid: u32, sample: Resources) {
+        if let Some(slot) = self.apps.get_mut(app).and_then(|a| a.slots.get_mut(&slot))
+            && slot.pid == Some(pid)
+        {
+            slot.resources = Some(sample);
+        }
+    }
+
+    pub fn set_master_resources(&mut self, app: &str, sample: Resources) {
+        if let Some(app) = self.apps.get_mut(app) {
+            app.master = Some(sample);
+        }
+    }
+
+    /// A master is known even before its first worker or request, so it has an entry.
+    pub fn master_started(&mut self, app: &Arc<str>) {
+        self.apps.entry(Arc::clone(app)).or_default();
     }
 
     /// The whole instance is gone: its series disappear from the next scrape.
@@ -133,3 +170,6 @@ impl Stats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

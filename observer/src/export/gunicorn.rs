@@ -3,20 +3,100 @@
 //! Metric names and the `worker_id` label are the ones gunicorn-prometheus-exporter used, so
 //! its dashboards keep working.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use prometheus::{
     core::{Collector, Desc},
     proto::{self, LabelPair, MetricFamily, MetricType},
 };
 
-use crate::aggregate::{Histogram, Stats};
+use crate::aggregate::{Histogram, Resources, SlotStats, Stats};
 
 pub const REQUESTS: &str = "gunicorn_worker_requests_total";
 pub const DURATION: &str = "gunicorn_worker_request_duration_seconds";
 pub const FAILED: &str = "gunicorn_worker_failed_requests";
 pub const WORKERS: &str = "gunicorn_workers";
 pub const WORKER_INFO: &str = "gunicorn_worker_info";
+pub const WORKER_MEMORY: &str = "gunicorn_worker_memory_bytes";
+pub const WORKER_PSS: &str = "gunicorn_worker_memory_pss_bytes";
+pub const WORKER_USS: &str = "gunicorn_worker_memory_uss_bytes";
+pub const WORKER_CPU: &str = "gunicorn_worker_cpu_percent";
+pub const WORKER_UPTIME: &str = "gunicorn_worker_uptime_seconds";
+pub const MASTER_MEMORY: &str = "gunicorn_master_memory_bytes";
+pub const MASTER_CPU: &str = "gunicorn_master_cpu_percent";
+pub const MASTER_UPTIME: &str = "gunicorn_master_uptime_seconds";
+
+/// Every family this collector renders, in exposition order, with its type and help.
+const FAMILIES: [(&str, MetricType, &str); 13] = [
+    (
+        REQUESTS,
+        MetricType::COUNTER,
+        "Requests answered by a Gunicorn worker slot, by method and HTTP status.",
+    ),
+    (
+        DURATION,
+        MetricType::HISTOGRAM,
+        "Seconds from reading a request's first byte to writing its response's last byte.",
+    ),
+    (
+        FAILED,
+        MetricType::COUNTER,
+        "Requests answered with a 5xx status or aborted before a complete response.",
+    ),
+    (
+        WORKERS,
+        MetricType::GAUGE,
+        "Live worker processes of a Gunicorn instance.",
+    ),
+    (
+        WORKER_INFO,
+        MetricType::GAUGE,
+        "The process id currently serving a worker slot.",
+    ),
+    (
+        WORKER_MEMORY,
+        MetricType::GAUGE,
+        "Resident set size of the worker; shared pages (--preload) count in full.",
+    ),
+    (
+        WORKER_PSS,
+        MetricType::GAUGE,
+        "Proportional set size of the worker: shared pages divided among their users.",
+    ),
+    (
+        WORKER_USS,
+        MetricType::GAUGE,
+        "Unique set size of the worker: memory freed if it exited.",
+    ),
+    (
+        WORKER_CPU,
+        MetricType::GAUGE,
+        "Worker CPU use over the last sampling interval; 100 is one core.",
+    ),
+    (
+        WORKER_UPTIME,
+        MetricType::GAUGE,
+        "Seconds since the worker in this slot started.",
+    ),
+    (
+        MASTER_MEMORY,
+        MetricType::GAUGE,
+        "Resident set size of the Gunicorn master.",
+    ),
+    (
+        MASTER_CPU,
+        MetricType::GAUGE,
+        "Master CPU use over the last sampling interval; 100 is one core.",
+    ),
+    (
+        MASTER_UPTIME,
+        MetricType::GAUGE,
+        "Seconds since the Gunicorn master started.",
+    ),
+];
 
 /// A prometheus collector over the shared statistics.
 pub struct GunicornCollector {
@@ -27,25 +107,14 @@ pub struct GunicornCollector {
 impl GunicornCollector {
     pub fn new(stats: Arc<Mutex<Stats>>) -> Self {
         // The registry only uses descriptors to reject duplicate names; labels are per series.
-        let descs = [REQUESTS, DURATION, FAILED, WORKERS, WORKER_INFO]
-            .into_iter()
-            .map(|name| Desc::new(name.into(), help(name).into(), vec![], Default::default()))
+        let descs = FAMILIES
+            .iter()
+            .map(|(name, _, help)| {
+                Desc::new((*name).into(), (*help).into(), vec![], Default::default())
+            })
             .collect::<Result<_, _>>()
             .expect("metric names are valid constants");
         Self { stats, descs }
-    }
-}
-
-fn help(name: &str) -> &'static str {
-    match name {
-        REQUESTS => "Requests answered by a Gunicorn worker slot, by method and HTTP status.",
-        DURATION => {
-            "Seconds from reading a request's first byte to writing its response's last byte."
-        }
-        FAILED => "Requests answered with a 5xx status or aborted before a complete response.",
-        WORKERS => "Live worker processes of a Gunicorn instance.",
-        WORKER_INFO => "The process id currently serving a worker slot.",
-        _ => "",
     }
 }
 
@@ -54,15 +123,6 @@ fn label(name: &str, value: &str) -> LabelPair {
     pair.set_name(name.into());
     pair.set_value(value.into());
     pair
-}
-
-fn family(name: &str, kind: MetricType, metrics: Vec<proto::Metric>) -> MetricFamily {
-    let mut family = MetricFamily::default();
-    family.set_name(name.into());
-    family.set_help(help(name).into());
-    family.set_field_type(kind);
-    family.set_metric(metrics);
-    family
 }
 
 fn counter(labels: Vec<LabelPair>, value: u64) -> proto::Metric {
@@ -103,62 +163,97 @@ fn histogram(labels: Vec<LabelPair>, h: &Histogram) -> proto::Metric {
     metric
 }
 
+/// Series collected per family name while walking the statistics.
+#[derive(Default)]
+struct Families(HashMap<&'static str, Vec<proto::Metric>>);
+
+impl Families {
+    fn push(&mut self, name: &'static str, metric: proto::Metric) {
+        self.0.entry(name).or_default().push(metric);
+    }
+
+    fn resources(&mut self, names: [&'static str; 3], labels: &[LabelPair], r: &Resources) {
+        let [memory, cpu, uptime] = names;
+        self.push(memory, gauge(labels.to_vec(), r.rss_bytes as f64));
+        if let Some(percent) = r.cpu_percent {
+            self.push(cpu, gauge(labels.to_vec(), percent));
+        }
+        self.push(uptime, gauge(labels.to_vec(), r.uptime_seconds));
+    }
+
+    /// Families in a fixed order; an empty family would render as a bare HELP/TYPE pair, so
+    /// it is left out until it has data.
+    fn finish(mut self) -> Vec<MetricFamily> {
+        FAMILIES
+            .iter()
+            .filter_map(|(name, kind, help)| {
+                let metrics = self.0.remove(name)?;
+                let mut family = MetricFamily::default();
+                family.set_name((*name).into());
+                family.set_help((*help).into());
+                family.set_field_type(*kind);
+                family.set_metric(metrics);
+                Some(family)
+            })
+            .collect()
+    }
+}
+
 /// Builds every family from one consistent snapshot.
 pub fn render(stats: &Stats) -> Vec<MetricFamily> {
-    let mut requests = Vec::new();
-    let mut durations = Vec::new();
-    let mut failed = Vec::new();
-    let mut workers = Vec::new();
-    let mut info = Vec::new();
+    let mut out = Families::default();
 
     let mut apps: Vec<_> = stats.apps.iter().collect();
     apps.sort_by(|a, b| a.0.cmp(b.0));
     for (app, app_stats) in apps {
-        workers.push(gauge(
-            vec![label("app", app)],
-            app_stats.live_workers() as f64,
-        ));
+        let app_label = [label("app", app)];
+        out.push(
+            WORKERS,
+            gauge(app_label.to_vec(), app_stats.live_workers() as f64),
+        );
+        if let Some(master) = &app_stats.master {
+            out.resources(
+                [MASTER_MEMORY, MASTER_CPU, MASTER_UPTIME],
+                &app_label,
+                master,
+            );
+        }
         for (slot, slot_stats) in &app_stats.slots {
-            let worker_id = slot.to_string();
-            let base = || vec![label("app", app), label("worker_id", &worker_id)];
-
-            if let Some(pid) = slot_stats.pid {
-                let mut labels = base();
-                labels.push(label("pid", &pid.to_string()));
-                info.push(gauge(labels, 1.0));
-            }
-            for (&(method, status), &count) in &slot_stats.requests {
-                let mut labels = base();
-                labels.push(label("method", method.as_str()));
-                labels.push(label("status", &status.to_string()));
-                requests.push(counter(labels, count));
-            }
-            for (&(method, error), &count) in &slot_stats.failed {
-                let mut labels = base();
-                labels.push(label("method", method.as_str()));
-                labels.push(label("error_type", error.as_str()));
-                failed.push(counter(labels, count));
-            }
-            for (method, h) in &slot_stats.durations {
-                let mut labels = base();
-                labels.push(label("method", method.as_str()));
-                durations.push(histogram(labels, h));
-            }
+            render_slot(&mut out, app, *slot, slot_stats);
         }
     }
+    out.finish()
+}
 
-    [
-        (REQUESTS, MetricType::COUNTER, requests),
-        (DURATION, MetricType::HISTOGRAM, durations),
-        (FAILED, MetricType::COUNTER, failed),
-        (WORKERS, MetricType::GAUGE, workers),
-        (WORKER_INFO, MetricType::GAUGE, info),
-    ]
-    .into_iter()
-    // An empty family would render as a bare HELP/TYPE pair; leave it out until it has data.
-    .filter(|(_, _, metrics)| !metrics.is_empty())
-    .map(|(name, kind, metrics)| family(name, kind, metrics))
-    .collect()
+fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats) {
+    let base = [label("app", app), label("worker_id", &slot.to_string())];
+    let with = |extra: &[(&str, &str)]| {
+        let mut labels = base.to_vec();
+        labels.extend(extra.iter().map(|(name, value)| label(name, value)));
+        labels
+    };
+
+    if let Some(pid) = stats.pid {
+        out.push(WORKER_INFO, gauge(with(&[("pid", &pid.to_string())]), 1.0));
+    }
+    if let Some(r) = &stats.resources {
+        out.resources([WORKER_MEMORY, WORKER_CPU, WORKER_UPTIME], &base, r);
+        if let (Some(pss), Some(uss)) = (r.pss_bytes, r.uss_bytes) {
+            out.push(WORKER_PSS, gauge(base.to_vec(), pss as f64));
+            out.push(WORKER_USS, gauge(base.to_vec(), uss as f64));
+        }
+    }
+    for (&(method, status), &count) in &stats.requests {
+        let labels = with(&[("method", method.as_str()), ("status", &status.to_string())]);
+        out.push(REQUESTS, counter(labels, count));
+    }
+    for (&(method, error), &count) in &stats.failed {
+        let labels = with(&[("method", method.as_str()), ("error_type", error.as_str())]);
+        out.push(FAILED, counter(labels, count));
+    }
+    for (method, h) in &stats.durations {
+        out.push(DURATION, histogram(with(&[("method", method.as_str())]), h));
+    }
 }
 
 impl Collector for GunicornCollector {
@@ -174,5 +269,71 @@ impl Collector for GunicornCollector {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         render(&stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::{Encoder as _, TextEncoder};
+
+    use super::*;
+    use crate::http::{Completed, ConnId, Method, Outcome};
+
+    #[test]
+    fn exposition_is_exact() {
+        let app: Arc<str> = Arc::from("shop");
+        let mut stats = Stats::new(&[0.1, 0.25]);
+        stats.worker_started(&app, 0, 4242);
+        stats.set_worker_resources(
+            "shop",
+            0,
+            4242,
+            Resources {
+                rss_bytes: 1024,
+                pss_bytes: Some(512),
+                uss_bytes: Some(256),
+                cpu_percent: None,
+                uptime_seconds: 2.5,
+            },
+        );
+        stats.record(
+            &app,
+            0,
+            &Completed {
+                conn: ConnId { tgid: 4242, fd: 9 },
+                method: Method::Get,
+                outcome: Outcome::Status(200),
+                start_ns: 0,
+                end_ns: 200_000_000,
+                request_bytes: 10,
+                response_bytes: 20,
+            },
+        );
+
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&render(&stats), &mut text)
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                r#"gunicorn_worker_requests_total{app="shop",worker_id="0",method="GET",status="200"} 1"#,
+                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="0.1"} 0"#,
+                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="0.25"} 1"#,
+                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="+Inf"} 1"#,
+                r#"gunicorn_worker_request_duration_seconds_sum{app="shop",worker_id="0",method="GET"} 0.2"#,
+                r#"gunicorn_worker_request_duration_seconds_count{app="shop",worker_id="0",method="GET"} 1"#,
+                r#"gunicorn_workers{app="shop"} 1"#,
+                r#"gunicorn_worker_info{app="shop",worker_id="0",pid="4242"} 1"#,
+                r#"gunicorn_worker_memory_bytes{app="shop",worker_id="0"} 1024"#,
+                r#"gunicorn_worker_memory_pss_bytes{app="shop",worker_id="0"} 512"#,
+                r#"gunicorn_worker_memory_uss_bytes{app="shop",worker_id="0"} 256"#,
+                r#"gunicorn_worker_uptime_seconds{app="shop",worker_id="0"} 2.5"#,
+            ]
+        );
+        assert!(text.contains("# TYPE gunicorn_worker_requests_total counter\n"));
+        assert!(text.contains("# TYPE gunicorn_worker_request_duration_seconds histogram\n"));
     }
 }

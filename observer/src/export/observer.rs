@@ -12,6 +12,7 @@ pub struct ObserverMetrics {
     pub decode_errors: IntCounterVec,
     pub http_problems: IntCounterVec,
     pub discovery_errors: IntCounterVec,
+    pub sample_errors: IntCounterVec,
     pub unattributed: IntCounter,
     pub tracked: IntGaugeVec,
     pub connections: IntGauge,
@@ -52,6 +53,11 @@ impl ObserverMetrics {
                 "Failures reading /proc or updating the kernel's process map, by reason.",
                 &["reason"],
             ),
+            sample_errors: counter_vec(
+                "gunicorn_observer_sample_errors_total",
+                "Failures sampling a process's memory, CPU or uptime from /proc, by reason.",
+                &["reason"],
+            ),
             unattributed: IntCounter::new(
                 "gunicorn_observer_unattributed_requests_total",
                 "Requests from a process the observer could not map to a Gunicorn worker.",
@@ -82,6 +88,7 @@ impl ObserverMetrics {
         registry.register(Box::new(metrics.decode_errors.clone()))?;
         registry.register(Box::new(metrics.http_problems.clone()))?;
         registry.register(Box::new(metrics.discovery_errors.clone()))?;
+        registry.register(Box::new(metrics.sample_errors.clone()))?;
         registry.register(Box::new(metrics.unattributed.clone()))?;
         registry.register(Box::new(metrics.tracked.clone()))?;
         registry.register(Box::new(metrics.connections.clone()))?;
