@@ -1,7 +1,7 @@
 //! Real-kernel test of `load::Probes`: a Python "master" forks a "worker" that serves HTTP-ish
 //! exchanges over every read and write syscall the programs watch, and the ring buffer must
-//! hold exactly the expected records. Needs root; run with
-//! `cargo test -p gunicorn-observer --test kernel_probes -- --ignored`.
+//! hold exactly the expected records. Needs root, as every real-kernel test here; `cargo xtask
+//! test` runs it.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -242,7 +242,6 @@ fn expected_exchange(i: usize, listen_fd: i32) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs root and a BTF kernel"]
 fn follows_a_forked_worker_exactly() {
     let mut probes = Probes::load().unwrap_or_else(|err| panic!("{:#}", anyhow::Error::new(err)));
     assert_eq!(probes.attached(), 27);
