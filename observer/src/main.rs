@@ -16,7 +16,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     sync::watch,
 };
-use tracing::{error, info};
+use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use gunicorn_observer::{
@@ -48,8 +48,8 @@ fn main() -> ExitCode {
         .and_then(|runtime| runtime.block_on(run(args)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // One plain line, not a log record: this is what a person reads when it won't start.
         Err(err) => {
-            error!("{err:#}");
             eprintln!("gunicorn-observer: {err:#}");
             ExitCode::FAILURE
         }
