@@ -89,6 +89,15 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Every value [`Self::reason`] can return, so the counter's series exist at zero.
+    pub const REASONS: [&str; 5] = [
+        "short_record",
+        "unknown_kind",
+        "unknown_syscall",
+        "bad_capture",
+        "unknown_close",
+    ];
+
     /// Label for the decode-errors counter.
     pub fn reason(&self) -> &'static str {
         match self {

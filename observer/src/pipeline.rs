@@ -22,7 +22,7 @@ use crate::{
     aggregate::{Resources, Stats},
     decode::{Event, decode},
     discover::{self, Registry, Removed, Role, ScanError},
-    export::ObserverMetrics,
+    export::{ObserverMetrics, observer::DISCOVERY_ERROR_REASONS},
     http::{ConnId, ConnTable, Output},
     load::Probes,
     sample::Sampler,
@@ -117,7 +117,8 @@ impl Pipeline {
         new_master
     }
 
-    fn count_discovery_error(&self, reason: &str, count: u64) {
+    fn count_discovery_error(&self, reason: &'static str, count: u64) {
+        debug_assert!(DISCOVERY_ERROR_REASONS.contains(&reason), "{reason}");
         if count > 0 {
             self.metrics
                 .discovery_errors
@@ -392,7 +393,8 @@ impl Pipeline {
                     pss_bytes: sample.pss_bytes,
                     uss_bytes: sample.uss_bytes,
                     cpu_percent: sample.cpu_percent,
-                    uptime_seconds: sample.uptime_seconds,
+                    // Tick arithmetic leaves float noise; a millisecond is plenty.
+                    uptime_seconds: (sample.uptime_seconds * 1000.0).round() / 1000.0,
                 })
             }
             Err(err) => {

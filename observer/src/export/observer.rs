@@ -4,6 +4,18 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 
 use observer_ebpf::drops::DROP_REASON_NAMES;
 
+use crate::{decode::DecodeError, http::Problem, sample::SampleError};
+
+/// Label values of `gunicorn_observer_discovery_errors_total`.
+pub const DISCOVERY_ERROR_REASONS: [&str; 6] = [
+    "scan_failed",
+    "process_gone",
+    "unreadable",
+    "malformed",
+    "config_unreadable",
+    "track_failed",
+];
+
 /// Self-metrics, registered once. Cloning shares the underlying series.
 #[derive(Clone)]
 pub struct ObserverMetrics {
@@ -35,7 +47,7 @@ impl ObserverMetrics {
             ),
             dropped: counter_vec(
                 "gunicorn_observer_events_dropped_total",
-                "Events lost before reaching the HTTP parser, by reason.",
+                "Events lost in the kernel before reaching userspace, by reason.",
                 &["reason"],
             ),
             decode_errors: counter_vec(
@@ -98,9 +110,21 @@ impl ObserverMetrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        // Every drop reason is present from the start, so a zero is visibly a zero.
-        for reason in DROP_REASON_NAMES {
-            metrics.dropped.with_label_values(&[reason]);
+        // Every failure series exists from the start, so an alert on `rate(...) > 0` sees a
+        // zero rather than no data.
+        let zeroes = [
+            (&metrics.dropped, &DROP_REASON_NAMES[..]),
+            (&metrics.decode_errors, &DecodeError::REASONS[..]),
+            (&metrics.discovery_errors, &DISCOVERY_ERROR_REASONS[..]),
+            (&metrics.sample_errors, &SampleError::REASONS[..]),
+        ];
+        for (counter, reasons) in zeroes {
+            for reason in reasons {
+                counter.with_label_values(&[*reason]);
+            }
+        }
+        for problem in Problem::ALL {
+            metrics.http_problems.with_label_values(&[problem.as_str()]);
         }
         Ok(metrics)
     }

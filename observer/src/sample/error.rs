@@ -26,6 +26,9 @@ pub enum SampleError {
 }
 
 impl SampleError {
+    /// Every value [`Self::reason`] can return, so the counter's series exist at zero.
+    pub const REASONS: [&str; 3] = ["gone", "unreadable", "malformed"];
+
     /// Bounded label value for a sampling-failure counter.
     pub fn reason(&self) -> &'static str {
         match self {
