@@ -65,6 +65,7 @@ impl Event<'_> {
             Self::Exit { .. } => "exit",
             Self::Accept { .. } => "accept",
             Self::Data { .. } => "data",
+            Self::Close { shutdown: true, .. } => "shutdown",
             Self::Close { .. } => "close",
         }
     }
