@@ -252,6 +252,8 @@ impl Pipeline {
                     self.with_sink(|conns, mut sink| conns.on_close(id, ts_ns, &mut sink));
                 }
             }
+            // Counted as handled; restart classification consumes them.
+            Event::Signal { .. } | Event::OomVictim { .. } => {}
         }
     }
 
