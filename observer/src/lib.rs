@@ -11,6 +11,7 @@ pub mod decode;
 pub mod discover;
 pub mod export;
 pub mod http;
+pub mod lifecycle;
 pub mod load;
 pub mod pipeline;
 pub mod preflight;
