@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod clock;
 pub mod decode;
 pub mod discover;
 pub mod export;
