@@ -14,9 +14,11 @@ pub const DROP_PENDING_TABLE_FULL: u32 = 4;
 pub const DROP_TRACKED_TABLE_FULL: u32 = 5;
 /// An exit tracepoint found no matching enter (the observer attached mid-syscall).
 pub const DROP_UNMATCHED_EXIT: u32 = 6;
+/// A field of a tracepoint record could not be read, or userspace gave no layout for it.
+pub const DROP_READ_TRACEPOINT: u32 = 7;
 
 /// Number of slots in the per-CPU drop array.
-pub const DROP_REASONS: u32 = 7;
+pub const DROP_REASONS: u32 = 8;
 
 /// Metric label for each reason, indexed by the constants above.
 pub const DROP_REASON_NAMES: [&str; DROP_REASONS as usize] = [
@@ -27,4 +29,5 @@ pub const DROP_REASON_NAMES: [&str; DROP_REASONS as usize] = [
     "pending_table_full",
     "tracked_table_full",
     "unmatched_exit",
+    "read_tracepoint_failed",
 ];

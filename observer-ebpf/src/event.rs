@@ -22,6 +22,10 @@ pub enum EventKind {
     Data = 5,
     /// A worker closed or shut down an accepted connection ([`CloseEvent`]).
     Close = 6,
+    /// A signal was generated for a tracked process ([`SignalEvent`]).
+    Signal = 7,
+    /// The OOM killer chose a tracked process as its victim ([`OomEvent`]).
+    OomVictim = 8,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -35,6 +39,8 @@ impl TryFrom<u32> for EventKind {
             4 => Self::Accept,
             5 => Self::Data,
             6 => Self::Close,
+            7 => Self::Signal,
+            8 => Self::OomVictim,
             other => return Err(other),
         })
     }
@@ -156,6 +162,51 @@ pub struct CloseEvent {
     pub shutdown_how: u32,
 }
 
+/// Values of [`SignalEvent::result`], the kernel's `enum trace_signal_result`.
+pub const SIGNAL_DELIVERED: i32 = 0;
+/// The target ignores the signal (`SIG_IGN`, or a default action of ignore).
+pub const SIGNAL_IGNORED: i32 = 1;
+/// The same standard signal was already pending, so this one merged into it.
+pub const SIGNAL_ALREADY_PENDING: i32 = 2;
+/// A real-time signal could not be queued.
+pub const SIGNAL_OVERFLOW_FAIL: i32 = 3;
+/// Delivered, but without its `siginfo`.
+pub const SIGNAL_LOSE_INFO: i32 = 4;
+
+/// A signal generated for a tracked process (`signal:signal_generate`). The header's `tgid`
+/// and `tid` are the sender: the task that was running when the signal was generated. That is
+/// the caller of kill(2) for signals a process sends, but any task at all for signals the
+/// kernel raises from interrupt context, which is why `code` travels along.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalEvent {
+    pub header: EventHeader,
+    /// The target task as the tracepoint names it (a thread id).
+    pub target_pid: u32,
+    /// The target's process: `target_pid` when that is a tracked process, the sender's tgid
+    /// when a thread of a tracked process signalled itself (a fault), else 0.
+    pub target_tgid: u32,
+    pub sig: i32,
+    /// `si_code`: 0 (`SI_USER`) for kill(2), negative for other user sources, positive for
+    /// signals the kernel raised (faults, `SI_KERNEL`, child notifications).
+    pub code: i32,
+    /// One of the `SIGNAL_*` results.
+    pub result: i32,
+    /// Non-zero when the signal went to the whole thread group rather than one thread.
+    pub group: u32,
+}
+
+/// A tracked process chosen as the OOM killer's victim (`oom:mark_victim`). The header's
+/// `tgid` is whichever task ran into the limit; the victim is `victim_pid`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomEvent {
+    pub header: EventHeader,
+    pub victim_pid: u32,
+    /// Always zero; keeps the record free of implicit padding.
+    pub reserved: u32,
+}
+
 // The layouts are part of the kernel/userspace contract: fail the build if padding appears.
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<ProcEvent>() == 40);
@@ -163,3 +214,5 @@ const _: () = assert!(core::mem::size_of::<AcceptEvent>() == 32);
 const _: () = assert!(DATA_EVENT_HEADER_LEN == 40);
 const _: () = assert!(core::mem::size_of::<DataEvent>() == 40 + CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
+const _: () = assert!(core::mem::size_of::<SignalEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<OomEvent>() == 32);

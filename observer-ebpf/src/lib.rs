@@ -8,6 +8,7 @@
 
 pub mod drops;
 pub mod event;
+pub mod layout;
 pub mod limits;
 pub mod tracked;
 

@@ -9,7 +9,7 @@ use std::mem::size_of;
 use observer_ebpf::{
     event::{
         AcceptEvent, CLOSE_CLOSE, CLOSE_SHUTDOWN, CloseEvent, DATA_EVENT_HEADER_LEN, DataEvent,
-        EventHeader, EventKind, ProcEvent, Syscall,
+        EventHeader, EventKind, OomEvent, ProcEvent, SignalEvent, Syscall,
     },
     limits::CAPTURE_LEN,
 };
@@ -54,6 +54,22 @@ pub enum Event<'a> {
         shutdown: bool,
         ts_ns: u64,
     },
+    /// A signal generated for a tracked process.
+    Signal {
+        /// The process running when the signal was generated (see `SignalEvent`).
+        sender: u32,
+        /// The tracked process it targets.
+        target: u32,
+        sig: i32,
+        code: i32,
+        result: i32,
+        ts_ns: u64,
+    },
+    /// The OOM killer picked a tracked process.
+    OomVictim {
+        pid: u32,
+        ts_ns: u64,
+    },
 }
 
 impl Event<'_> {
@@ -67,6 +83,8 @@ impl Event<'_> {
             Self::Data { .. } => "data",
             Self::Close { shutdown: true, .. } => "shutdown",
             Self::Close { .. } => "close",
+            Self::Signal { .. } => "signal",
+            Self::OomVictim { .. } => "oom_victim",
         }
     }
 }
@@ -174,6 +192,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 tgid: header.tgid,
                 fd: header.fd,
                 shutdown,
+                ts_ns,
+            }
+        }
+        EventKind::Signal => {
+            let signal: SignalEvent = read(bytes, "signal event")?;
+            Event::Signal {
+                sender: header.tgid,
+                target: signal.target_tgid,
+                sig: signal.sig,
+                code: signal.code,
+                result: signal.result,
+                ts_ns,
+            }
+        }
+        EventKind::OomVictim => {
+            let oom: OomEvent = read(bytes, "OOM event")?;
+            Event::OomVictim {
+                pid: oom.victim_pid,
                 ts_ns,
             }
         }
@@ -388,5 +424,51 @@ mod tests {
         ));
         close.how = 5;
         assert_eq!(decode(&as_bytes(&close)), Err(DecodeError::UnknownClose(5)));
+    }
+
+    #[test]
+    fn signal_and_oom_records() {
+        let signal = SignalEvent {
+            header: header(EventKind::Signal, -1),
+            target_pid: 4250,
+            target_tgid: 4250,
+            sig: 6,
+            code: 0,
+            result: 0,
+            group: 1,
+        };
+        assert_eq!(
+            decode(&as_bytes(&signal)).unwrap(),
+            Event::Signal {
+                sender: 4242,
+                target: 4250,
+                sig: 6,
+                code: 0,
+                result: 0,
+                ts_ns: 1_000_000
+            }
+        );
+        let bytes = as_bytes(&signal);
+        assert_eq!(
+            decode(&bytes[..40]),
+            Err(DecodeError::Short {
+                what: "signal event",
+                len: 40,
+                need: 48
+            })
+        );
+
+        let oom = OomEvent {
+            header: header(EventKind::OomVictim, -1),
+            victim_pid: 4250,
+            reserved: 0,
+        };
+        assert_eq!(
+            decode(&as_bytes(&oom)).unwrap(),
+            Event::OomVictim {
+                pid: 4250,
+                ts_ns: 1_000_000
+            }
+        );
     }
 }

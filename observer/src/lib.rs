@@ -7,10 +7,12 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod clock;
 pub mod decode;
 pub mod discover;
 pub mod export;
 pub mod http;
+pub mod lifecycle;
 pub mod load;
 pub mod pipeline;
 pub mod preflight;

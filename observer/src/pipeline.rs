@@ -3,6 +3,8 @@
 //! Everything on the event path runs on one task and owns its state outright (no locks but
 //! the statistics shared with the exporter, taken once per drained batch).
 
+mod workers;
+
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -16,17 +18,20 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
+use observer_ebpf::tracked::ROLE_MASTER;
 
 use crate::{
     aggregate::{Resources, Stats},
     decode::{Event, decode},
-    discover::{self, Registry, Removed, Role, ScanError},
+    discover::{self, Registry, Role, ScanError},
     export::{ObserverMetrics, observer::DISCOVERY_ERROR_REASONS},
-    http::{ConnId, ConnTable, Output},
+    http::{ConnId, ConnTable, Outcome, Output},
+    lifecycle::{ExitStatus, Lifecycle, RestartReason, SignalSeen},
     load::Probes,
     sample::Sampler,
 };
+
+use workers::Departure;
 
 /// Cap on connections followed in userspace; matches the kernel's connection map.
 const MAX_CONNECTIONS: usize = observer_ebpf::limits::MAX_CONNECTIONS as usize;
@@ -36,6 +41,7 @@ pub struct Pipeline {
     probes: Probes,
     registry: Registry,
     conns: ConnTable,
+    lifecycle: Lifecycle,
     stats: Arc<Mutex<Stats>>,
     metrics: ObserverMetrics,
     sampler: Sampler,
@@ -54,6 +60,7 @@ impl Pipeline {
             probes,
             registry: Registry::new(),
             conns: ConnTable::new(MAX_CONNECTIONS),
+            lifecycle: Lifecycle::new(),
             stats,
             metrics,
             sampler,
@@ -104,6 +111,7 @@ impl Pipeline {
                     new_master = true;
                     let app = self.registry.app(pid).unwrap_or_default();
                     info!(pid, app = %app, "found gunicorn master");
+                    self.lifecycle.master_started(pid);
                     self.lock_stats().master_started(&app);
                 }
                 Role::Worker => {
@@ -142,7 +150,7 @@ impl Pipeline {
 
     /// Registers a worker the kernel saw forked. Its start time is read now so a later
     /// rescan can tell it from an unrelated process that reuses the pid.
-    fn add_worker(&mut self, master: u32, pid: u32) {
+    fn add_worker(&mut self, master: u32, pid: u32, ts_ns: u64) {
         let Some(worker) = self.registry.add_worker(master, pid) else {
             return;
         };
@@ -150,8 +158,13 @@ impl Pipeline {
             self.registry.set_start_time(pid, info.start_time);
         }
         debug!(pid, master, slot = worker.slot, app = %worker.app, "worker tracked");
-        self.lock_stats()
-            .worker_started(&worker.app, worker.slot, pid);
+        let scale_up = self.lifecycle.worker_forked(master, ts_ns);
+        let mut stats = self.lock_stats();
+        stats.worker_started(&worker.app, worker.slot, pid);
+        if let Some(reason) = scale_up {
+            stats.worker_restarted(&worker.app, worker.slot, reason);
+        }
+        drop(stats);
         self.update_gauges();
     }
 
@@ -176,7 +189,8 @@ impl Pipeline {
             };
             if dead {
                 debug!(pid, "process vanished without an exit event");
-                self.process_exited(pid, 0);
+                let now = crate::clock::monotonic_ns();
+                self.process_exited(pid, now, Departure::Exit(ExitStatus::Unknown));
             }
         }
     }
@@ -203,9 +217,14 @@ impl Pipeline {
 
     fn handle(&mut self, event: Event<'_>) {
         match event {
-            Event::Fork { parent, child, .. } => {
+            Event::Fork {
+                parent,
+                child,
+                ts_ns,
+                ..
+            } => {
                 if self.registry.is_master(parent) {
-                    self.add_worker(parent, child);
+                    self.add_worker(parent, child, ts_ns);
                 } else {
                     // The kernel tracked the child because the parent was a master there,
                     // but userspace already forgot that master: undo it.
@@ -213,12 +232,21 @@ impl Pipeline {
                 }
             }
             Event::Exec { tgid, .. } => self.exec(tgid),
-            Event::Exit { tgid, ts_ns, .. } => self.process_exited(tgid, ts_ns),
+            Event::Exit {
+                tgid,
+                exit_code,
+                ts_ns,
+            } => {
+                let status = ExitStatus::from_wait_status(exit_code);
+                self.process_exited(tgid, ts_ns, Departure::Exit(status));
+            }
             Event::Accept {
                 tgid, fd, ts_ns, ..
             } => {
                 let id = ConnId { tgid, fd };
-                self.with_sink(|conns, mut sink| conns.on_accept(id, ts_ns, &mut sink));
+                self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
+                    conns.on_accept(id, ts_ns, &mut sink)
+                });
             }
             Event::Data {
                 tgid,
@@ -231,11 +259,11 @@ impl Pipeline {
             } => {
                 let id = ConnId { tgid, fd };
                 if syscall.is_inbound() {
-                    self.with_sink(|conns, mut sink| {
+                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
                         conns.on_read(id, ts_ns, ret, payload, &mut sink)
                     });
                 } else {
-                    self.with_sink(|conns, mut sink| {
+                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
                         conns.on_write(id, ts_ns, ret, payload, &mut sink)
                     });
                 }
@@ -248,28 +276,74 @@ impl Pipeline {
             } => {
                 let id = ConnId { tgid, fd };
                 if shutdown {
-                    self.with_sink(|conns, mut sink| conns.on_shutdown(id, ts_ns, &mut sink));
+                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_shutdown(id, ts_ns, &mut sink)
+                    });
                 } else {
-                    self.with_sink(|conns, mut sink| conns.on_close(id, ts_ns, &mut sink));
+                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_close(id, ts_ns, &mut sink)
+                    });
                 }
             }
+            Event::Signal {
+                sender,
+                target,
+                sig,
+                code,
+                result,
+                ts_ns,
+            } => {
+                let seen = SignalSeen {
+                    sender,
+                    sig,
+                    code,
+                    result,
+                    ts_ns,
+                };
+                self.signal(target, seen);
+            }
+            Event::OomVictim { pid, .. } => self.oom_victim(pid),
         }
     }
 
-    /// Runs a connection-table update with a sink that attributes each completed request
-    /// to its worker slot and counts each parse problem.
-    fn with_sink(&mut self, update: impl FnOnce(&mut ConnTable, &mut dyn FnMut(Output))) {
+    /// Runs a connection-table update for process `tgid` at `ts_ns` with a sink that
+    /// attributes each completed request to its worker slot and counts each parse problem,
+    /// then notes whether the worker went busy or idle.
+    ///
+    /// A request that failed while its worker was being killed fails with the reason: the
+    /// `exiting` one when the update is the worker's exit, else the one its signals so far
+    /// give (see `Lifecycle::interrupted`).
+    fn with_sink(
+        &mut self,
+        tgid: u32,
+        ts_ns: u64,
+        exiting: Option<RestartReason>,
+        update: impl FnOnce(&mut ConnTable, &mut dyn FnMut(Output)),
+    ) {
         let Self {
             conns,
             registry,
+            lifecycle,
             stats,
             metrics,
             ..
         } = self;
         let mut stats = stats.lock().unwrap_or_else(|poison| poison.into_inner());
+        let in_flight_before = conns.in_flight(tgid);
         let mut sink = |output: Output| match output {
             Output::Request(request) => match registry.worker(request.conn.tgid) {
-                Some(worker) => stats.record(&worker.app, worker.slot, &request),
+                Some(worker) => {
+                    // Only failures take a cause; successes skip the look-up.
+                    let failed = matches!(
+                        request.outcome,
+                        Outcome::Aborted(_) | Outcome::Status(500..=599)
+                    );
+                    let tgid = request.conn.tgid;
+                    let cause = failed
+                        .then(|| exiting.or_else(|| lifecycle.interrupted(tgid, worker.master)))
+                        .flatten();
+                    stats.record_with_cause(&worker.app, worker.slot, &request, cause);
+                }
                 None => metrics.unattributed.inc(),
             },
             Output::Problem(problem) => metrics
@@ -278,6 +352,17 @@ impl Pipeline {
                 .inc(),
         };
         update(conns, &mut sink);
+
+        let in_flight_after = conns.in_flight(tgid);
+        if (in_flight_before == 0) != (in_flight_after == 0)
+            && let Some(worker) = registry.worker(tgid)
+        {
+            if in_flight_after > 0 {
+                stats.worker_busy(&worker.app, worker.slot, ts_ns);
+            } else {
+                stats.worker_idle(&worker.app, worker.slot, ts_ns);
+            }
+        }
     }
 
     /// A process replaced its image: it may be a new master (a fresh start, or a USR2
@@ -289,9 +374,10 @@ impl Pipeline {
             Err(_) => return,
         };
         let known = self.registry.is_master(pid) || self.registry.worker(pid).is_some();
+        let now = crate::clock::monotonic_ns();
         let Some(app) = discover::master_app(&self.proc_root, &info) else {
             if known {
-                self.process_exited(pid, 0);
+                self.process_exited(pid, now, Departure::Exec);
             }
             return;
         };
@@ -299,44 +385,17 @@ impl Pipeline {
             self.count_discovery_error("config_unreadable", 1);
         }
         if known {
-            self.process_exited(pid, 0);
+            self.process_exited(pid, now, Departure::Exec);
         }
         if self
             .registry
             .add_master(pid, info.start_time, app.name.clone())
         {
             info!(pid, app = %app.name, "gunicorn master started");
+            self.lifecycle.master_started(pid);
             self.track(pid, ROLE_MASTER);
             self.update_gauges();
         }
-    }
-
-    fn process_exited(&mut self, pid: u32, ts_ns: u64) {
-        let mut fds = Vec::new();
-        self.with_sink(|conns, mut sink| fds = conns.on_process_exit(pid, ts_ns, &mut sink));
-        for fd in fds {
-            // A dead process never closes its sockets; without this they stay in the map.
-            if let Err(err) = self.probes.forget_conn(ConnKey { tgid: pid, fd }) {
-                debug!(pid, fd, error = %err, "cannot clear a dead connection");
-            }
-        }
-        match self.registry.remove(pid) {
-            Removed::NotKnown => return,
-            Removed::Worker { slot, app, .. } => {
-                debug!(pid, slot, app = %app, "worker exited");
-                self.untrack(pid);
-                self.lock_stats().worker_stopped(&app, slot);
-            }
-            Removed::Master { app, workers } => {
-                info!(pid, app = %app, "gunicorn master exited");
-                self.untrack(pid);
-                for worker in workers {
-                    self.untrack(worker);
-                }
-                self.lock_stats().remove_app(&app);
-            }
-        }
-        self.update_gauges();
     }
 
     fn update_gauges(&mut self) {

@@ -15,7 +15,8 @@ use observer_ebpf::{
     drops::DROP_REASONS,
     event::{
         AcceptEvent, CLOSE_CLOSE, CLOSE_SHUTDOWN, CloseEvent, DATA_EVENT_HEADER_LEN, DataEvent,
-        EventHeader, EventKind, ProcEvent, Syscall,
+        EventHeader, EventKind, OomEvent, ProcEvent, SIGNAL_DELIVERED, SIGNAL_IGNORED, SignalEvent,
+        Syscall,
     },
     limits::CAPTURE_LEN,
     tracked::{ConnKey, ROLE_MASTER, ROLE_WORKER},
@@ -33,12 +34,12 @@ const PAD_BYTES: usize = 2000;
 /// Bytes the worker adds with sendfile after the response of every fourth exchange.
 const SENDFILE_BYTES: usize = 3000;
 
-/// The master waits for a line on stdin (so the test can track it first), starts two threads
-/// and forks one worker; the worker starts a thread, gets EAGAIN from a non-blocking accept
-/// and from a non-blocking read, prints its port and listening fd, serves the exchanges, and
-/// exits with status 3.
+/// The master waits for a line on stdin (so the test can track it first; a SIGUSR1 from the
+/// test arrives meanwhile), starts two threads and forks one worker; the worker starts a
+/// thread, gets EAGAIN from a non-blocking accept and from a non-blocking read, prints its
+/// port and listening fd, serves the exchanges, sends itself SIGUSR2, and exits with status 3.
 const SCRIPT: &str = r#"
-import os, socket, sys, threading, time
+import os, signal, socket, sys, threading, time
 
 n, response, body_path = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
 
@@ -95,8 +96,12 @@ def worker():
             os._exit(11)
         conn.shutdown(socket.SHUT_RDWR)
         conn.close()
+    signal.signal(signal.SIGUSR2, lambda *_: None)
+    os.kill(os.getpid(), signal.SIGUSR2)
     os._exit(3)
 
+signal.signal(signal.SIGUSR1, lambda *_: None)
+print("ready", flush=True)
 sys.stdin.readline()
 threads(2)
 pid = os.fork()
@@ -113,6 +118,8 @@ enum Record {
     Accept(AcceptEvent),
     Data(Box<DataEvent>),
     Close(CloseEvent),
+    Signal(SignalEvent),
+    Oom(OomEvent),
 }
 
 impl Record {
@@ -122,13 +129,15 @@ impl Record {
             Self::Accept(e) => &e.header,
             Self::Data(e) => &e.header,
             Self::Close(e) => &e.header,
+            Self::Signal(e) => &e.header,
+            Self::Oom(e) => &e.header,
         }
     }
 
     /// The connection record without its fd, as `(fd, summary)`.
     fn conn_summary(&self) -> Option<(i32, String)> {
         let text = match self {
-            Self::Proc(..) => return None,
+            Self::Proc(..) | Self::Signal(_) | Self::Oom(_) => return None,
             Self::Accept(e) => format!("accept listen_fd={} family={}", e.listen_fd, e.family),
             Self::Data(e) => {
                 let call = Syscall::try_from(e.syscall).unwrap();
@@ -156,6 +165,8 @@ fn decode(bytes: &[u8]) -> Record {
         }
         EventKind::Accept => Record::Accept(read(bytes)),
         EventKind::Close => Record::Close(read(bytes)),
+        EventKind::Signal => Record::Signal(read(bytes)),
+        EventKind::OomVictim => Record::Oom(read(bytes)),
         EventKind::Data => {
             assert!(bytes.len() >= DATA_EVENT_HEADER_LEN);
             // SAFETY: as above; the payload beyond `captured` stays zero.
@@ -244,7 +255,7 @@ fn expected_exchange(i: usize, listen_fd: i32) -> Vec<String> {
 #[test]
 fn follows_a_forked_worker_exactly() {
     let mut probes = Probes::load().unwrap_or_else(|err| panic!("{:#}", anyhow::Error::new(err)));
-    assert_eq!(probes.attached(), 27);
+    assert_eq!(probes.attached(), 29);
     let mut events = probes.take_events().unwrap();
     assert!(matches!(probes.take_events(), Err(LoadError::EventsTaken)));
 
@@ -259,13 +270,17 @@ fn follows_a_forked_worker_exactly() {
         .spawn()
         .unwrap();
     let master_pid = master.id();
+    let mut stdout = BufReader::new(master.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
     probes.track(master_pid, ROLE_MASTER).unwrap();
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
+    assert_eq!(unsafe { libc::kill(master_pid as i32, libc::SIGUSR1) }, 0);
     writeln!(master.stdin.take().unwrap(), "go").unwrap();
 
-    let mut line = String::new();
-    BufReader::new(master.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
     let mut fields = line.split_whitespace().map(|f| f.parse::<i64>().unwrap());
     let (port, listen_fd) = (fields.next().unwrap() as u16, fields.next().unwrap() as i32);
 
@@ -334,10 +349,65 @@ fn follows_a_forked_worker_exactly() {
         [(worker_pid, 3 << 8), (master_pid, 0)]
     );
 
+    // Signals to our two processes, as (sender, target pid, target tgid, sig, code, result,
+    // group): the test's SIGUSR1 to the master, the worker's SIGUSR2 to itself, and the
+    // SIGCHLD of its exit (CLD_EXITED), which the master ignores. Nothing else is tracked.
+    let test_pid = std::process::id();
+    let signals: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Signal(e) => Some((
+                e.header.tgid,
+                e.target_pid,
+                e.target_tgid,
+                e.sig,
+                e.code,
+                e.result,
+                e.group,
+            )),
+            _ => None,
+        })
+        .collect();
+    let (delivered, ignored) = (SIGNAL_DELIVERED, SIGNAL_IGNORED);
+    let cld_exited = 1;
+    assert_eq!(
+        signals,
+        [
+            (
+                test_pid,
+                master_pid,
+                master_pid,
+                libc::SIGUSR1,
+                0,
+                delivered,
+                1
+            ),
+            (
+                worker_pid,
+                worker_pid,
+                worker_pid,
+                libc::SIGUSR2,
+                0,
+                delivered,
+                1
+            ),
+            (
+                worker_pid,
+                master_pid,
+                master_pid,
+                libc::SIGCHLD,
+                cld_exited,
+                ignored,
+                1
+            ),
+        ]
+    );
+    assert!(!records.iter().any(|r| matches!(r, Record::Oom(_))));
+
     // Connection records: all from the worker, in exchange order, each on its accepted fd.
     let conn: Vec<(i32, String)> = records
         .iter()
-        .filter(|r| !matches!(r, Record::Proc(..)))
+        .filter(|r| !matches!(r, Record::Proc(..) | Record::Signal(_)))
         .inspect(|r| assert_eq!(r.header().tgid, worker_pid, "{r:?}"))
         .filter_map(Record::conn_summary)
         .collect();
@@ -385,7 +455,7 @@ fn follows_a_forked_worker_exactly() {
 
     // Dropping the probes detaches and unloads every program.
     let ids = probes.program_ids().unwrap();
-    assert_eq!(ids.len(), 27);
+    assert_eq!(ids.len(), 29);
     drop(events);
     drop(probes);
     let still_loaded: Vec<u32> = aya::programs::loaded_programs()

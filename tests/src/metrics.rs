@@ -149,6 +149,21 @@ impl Metrics {
             .sum()
     }
 
+    /// Values of every series of `name` that has at least the `filter` labels, keyed by the
+    /// value of label `by` (series without it are left out).
+    pub fn by_label(&self, name: &str, filter: &[(&str, &str)], by: &str) -> BTreeMap<String, f64> {
+        let mut values = BTreeMap::new();
+        for sample in self.series(name) {
+            let matches = filter
+                .iter()
+                .all(|(key, value)| sample.label(key) == Some(*value));
+            if let (true, Some(key)) = (matches, sample.label(by)) {
+                *values.entry(key.to_owned()).or_default() += sample.value;
+            }
+        }
+        values
+    }
+
     /// Every sample of `name`, in exposition order.
     pub fn series<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples

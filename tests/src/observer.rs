@@ -107,6 +107,33 @@ impl Observer {
         Metrics::parse(&text).unwrap_or_else(|err| panic!("/metrics does not parse: {err}\n{text}"))
     }
 
+    /// Scrapes until `check` accepts the metrics, and returns that scrape; panics with the
+    /// last scrape and the observer's logs after `timeout`. The observer drains the kernel's
+    /// ring buffer on a short timer, so what a test just did shows up shortly after.
+    pub fn wait_for_metrics(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut(&Metrics) -> bool,
+    ) -> Metrics {
+        let mut last = None;
+        let found = process::wait_for(timeout, || {
+            let metrics = self.metrics();
+            if check(&metrics) {
+                return Some(metrics);
+            }
+            last = Some(metrics);
+            None
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "{what}: not seen within {timeout:?}\n--- last scrape ---\n{}\n{}",
+                last.map(|m| format!("{m:?}")).unwrap_or_default(),
+                self.logs()
+            )
+        })
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }

@@ -11,6 +11,7 @@ use aya_ebpf::{
 use observer_ebpf::{
     drops::DROP_REASONS,
     event::DataEvent,
+    layout::TracepointOffsets,
     limits::{MAX_CONNECTIONS, MAX_PENDING_SYSCALLS, MAX_TRACKED_PROCESSES, RING_BUF_BYTES},
     tracked::{ConnKey, TaskOffsets},
 };
@@ -50,6 +51,20 @@ pub static TASK_OFFSETS: Global<TaskOffsets> = Global::new(TaskOffsets {
     tgid: 0,
     exit_code: 0,
     valid: 0,
+});
+
+/// Field offsets of the signal and OOM tracepoint records, read by userspace from tracefs and
+/// patched in like [`TASK_OFFSETS`].
+#[unsafe(no_mangle)]
+pub static TP_OFFSETS: Global<TracepointOffsets> = Global::new(TracepointOffsets {
+    signal_sig: 0,
+    signal_code: 0,
+    signal_pid: 0,
+    signal_group: 0,
+    signal_result: 0,
+    victim_pid: 0,
+    valid: 0,
+    reserved: 0,
 });
 
 /// `Pending::call` of an accept or accept4; data syscalls use their `event::Syscall` value.

@@ -13,6 +13,7 @@ mod emit;
 mod io;
 mod maps;
 mod process;
+mod signal;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

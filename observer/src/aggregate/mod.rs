@@ -13,7 +13,10 @@ use std::{
 
 pub use histogram::Histogram;
 
-use crate::http::{AbortReason, Completed, Method, Outcome};
+use crate::{
+    http::{AbortReason, Completed, Method, Outcome},
+    lifecycle::RestartReason,
+};
 
 /// Why a request counts in `gunicorn_worker_failed_requests`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +25,9 @@ pub enum ErrorType {
     ServerError,
     /// No complete response went on the wire.
     Aborted(AbortReason),
+    /// The worker was being killed or restarted: it failed because of that, whether it was
+    /// cut off or Gunicorn answered it 500 on the way out.
+    Restart(RestartReason),
 }
 
 impl ErrorType {
@@ -29,6 +35,7 @@ impl ErrorType {
         match self {
             Self::ServerError => "5xx",
             Self::Aborted(reason) => reason.as_str(),
+            Self::Restart(reason) => reason.as_str(),
         }
     }
 }
@@ -55,6 +62,35 @@ pub struct SlotStats {
     pub requests: BTreeMap<(Method, u16), u64>,
     pub failed: BTreeMap<(Method, ErrorType), u64>,
     pub durations: BTreeMap<Method, Histogram>,
+    /// Workers of this slot that left or arrived, by reason.
+    pub restarts: BTreeMap<RestartReason, u64>,
+    /// Since when the live worker has had a request in flight (event clock, ns).
+    pub busy_since_ns: Option<u64>,
+    /// Closed busy intervals of every worker this slot has had.
+    pub busy_ns: u64,
+}
+
+impl SlotStats {
+    fn new() -> Self {
+        Self {
+            pid: None,
+            resources: None,
+            requests: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            durations: BTreeMap::new(),
+            restarts: BTreeMap::new(),
+            busy_since_ns: None,
+            busy_ns: 0,
+        }
+    }
+
+    /// Busy seconds up to `now_ns`, the open interval included.
+    pub fn busy_seconds(&self, now_ns: u64) -> f64 {
+        let open = self
+            .busy_since_ns
+            .map_or(0, |since| now_ns.saturating_sub(since));
+        (self.busy_ns + open) as f64 / 1e9
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,6 +98,9 @@ pub struct AppStats {
     pub slots: BTreeMap<u32, SlotStats>,
     /// The master's last resource sample.
     pub master: Option<Resources>,
+    /// Worker restarts of the whole instance by reason; unlike the per-slot counts these
+    /// survive the removal of a slot.
+    pub restarts: BTreeMap<RestartReason, u64>,
 }
 
 impl AppStats {
@@ -78,6 +117,8 @@ impl AppStats {
 pub struct Stats {
     buckets: Arc<[f64]>,
     pub apps: HashMap<Arc<str>, AppStats>,
+    /// The latest clock reading a scrape rendered busy time up to (see [`Stats::worker_idle`]).
+    rendered_ns: u64,
 }
 
 impl Stats {
@@ -85,6 +126,7 @@ impl Stats {
         Self {
             buckets: buckets.into(),
             apps: HashMap::new(),
+            rendered_ns: 0,
         }
     }
 
@@ -94,13 +136,11 @@ impl Stats {
 
     fn slot_mut(&mut self, app: &Arc<str>, slot: u32) -> &mut SlotStats {
         let app = self.apps.entry(Arc::clone(app)).or_default();
-        app.slots.entry(slot).or_insert_with(|| SlotStats {
-            pid: None,
-            resources: None,
-            requests: BTreeMap::new(),
-            failed: BTreeMap::new(),
-            durations: BTreeMap::new(),
-        })
+        app.slots.entry(slot).or_insert_with(SlotStats::new)
+    }
+
+    fn live_slot_mut(&mut self, app: &str, slot: u32) -> Option<&mut SlotStats> {
+        self.apps.get_mut(app)?.slots.get_mut(&slot)
     }
 
     /// A worker now occupies `slot`.
@@ -110,9 +150,15 @@ impl Stats {
 
     /// The worker in `slot` is gone; the slot's counters stay for its replacement.
     pub fn worker_stopped(&mut self, app: &str, slot: u32) {
+        let rendered = self.rendered_ns;
         if let Some(slot) = self.apps.get_mut(app).and_then(|a| a.slots.get_mut(&slot)) {
             slot.pid = None;
             slot.resources = None;
+            // The caller reports the exit's idle moment first; an interval still open here
+            // (events lost) is closed where a scrape last showed it, never later.
+            if let Some(since) = slot.busy_since_ns.take() {
+                slot.busy_ns += rendered.saturating_sub(since);
+            }
         }
     }
 
@@ -142,16 +188,27 @@ impl Stats {
     }
 
     pub fn record(&mut self, app: &Arc<str>, slot: u32, request: &Completed) {
+        self.record_with_cause(app, slot, request, None);
+    }
+
+    /// Records a request; if it failed while its worker was going away for `cause`, it
+    /// fails with that as its error type instead of `5xx` or its abort reason.
+    pub fn record_with_cause(
+        &mut self,
+        app: &Arc<str>,
+        slot: u32,
+        request: &Completed,
+        cause: Option<RestartReason>,
+    ) {
         let buckets = Arc::clone(&self.buckets);
         let stats = self.slot_mut(app, slot);
+        let failed_as = |own: ErrorType| cause.map_or(own, ErrorType::Restart);
         match request.outcome {
             Outcome::Status(status) => {
                 *stats.requests.entry((request.method, status)).or_default() += 1;
                 if (500..600).contains(&status) {
-                    *stats
-                        .failed
-                        .entry((request.method, ErrorType::ServerError))
-                        .or_default() += 1;
+                    let error = failed_as(ErrorType::ServerError);
+                    *stats.failed.entry((request.method, error)).or_default() += 1;
                 }
                 // Only requests that got a response on the wire have a meaningful duration.
                 let seconds = request.end_ns.saturating_sub(request.start_ns) as f64 / 1e9;
@@ -162,12 +219,53 @@ impl Stats {
                     .observe(seconds);
             }
             Outcome::Aborted(reason) => {
-                *stats
-                    .failed
-                    .entry((request.method, ErrorType::Aborted(reason)))
-                    .or_default() += 1;
+                let error = failed_as(ErrorType::Aborted(reason));
+                *stats.failed.entry((request.method, error)).or_default() += 1;
             }
         }
+    }
+
+    /// A worker of `slot` left (or, for a scale-up, arrived) for `reason`.
+    pub fn worker_restarted(&mut self, app: &Arc<str>, slot: u32, reason: RestartReason) {
+        *self.slot_mut(app, slot).restarts.entry(reason).or_default() += 1;
+        if let Some(app) = self.apps.get_mut(app) {
+            *app.restarts.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// The slot no longer exists (its worker was scaled down): its series disappear. A later
+    /// worker that takes the slot number starts it afresh.
+    pub fn remove_slot(&mut self, app: &str, slot: u32) {
+        if let Some(app) = self.apps.get_mut(app) {
+            app.slots.remove(&slot);
+        }
+    }
+
+    /// The worker in `slot` got its first request in flight at `ts_ns`.
+    pub fn worker_busy(&mut self, app: &str, slot: u32, ts_ns: u64) {
+        if let Some(slot) = self.live_slot_mut(app, slot) {
+            slot.busy_since_ns.get_or_insert(ts_ns);
+        }
+    }
+
+    /// The worker in `slot` has no request in flight since `ts_ns`.
+    ///
+    /// A scrape may already have shown the open interval up to a clock reading later than
+    /// `ts_ns` (the event waited in the ring buffer). Closing the interval there instead
+    /// keeps the counter from going backwards, at the price of at most one drain interval.
+    pub fn worker_idle(&mut self, app: &str, slot: u32, ts_ns: u64) {
+        let rendered = self.rendered_ns;
+        if let Some(slot) = self.live_slot_mut(app, slot)
+            && let Some(since) = slot.busy_since_ns.take()
+        {
+            let end = ts_ns.max(rendered).max(since);
+            slot.busy_ns += end - since;
+        }
+    }
+
+    /// A scrape is about to render busy time up to `now_ns`.
+    pub fn rendering_at(&mut self, now_ns: u64) {
+        self.rendered_ns = self.rendered_ns.max(now_ns);
     }
 }
 

@@ -1,7 +1,10 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::http::{AbortReason, Completed, ConnId, Method, Outcome};
+use crate::{
+    http::{AbortReason, Completed, ConnId, Method, Outcome},
+    lifecycle::RestartReason,
+};
 
 fn request(method: Method, outcome: Outcome, duration_ms: u64) -> Completed {
     Completed {
@@ -80,4 +83,107 @@ fn a_replacement_worker_continues_its_slot_and_an_exit_clears_resources() {
 
     stats.remove_app("shop");
     assert!(stats.apps.is_empty());
+}
+
+const S: u64 = 1_000_000_000;
+
+#[test]
+fn busy_time_accumulates_per_slot_across_workers_and_never_goes_back() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    stats.worker_started(&app, 0, 10);
+    let busy = |stats: &Stats, now: u64| stats.apps["shop"].slots[&0].busy_seconds(now);
+
+    stats.worker_busy("shop", 0, S);
+    // A second request starting while busy does not restart the interval.
+    stats.worker_busy("shop", 0, 2 * S);
+    assert_eq!(busy(&stats, 3 * S), 2.0, "the open interval counts");
+    stats.worker_idle("shop", 0, 3 * S);
+    assert_eq!(busy(&stats, 100 * S), 2.0);
+
+    // A scrape showed 2.5 s of an interval whose end (at 5.2 s) arrives after it.
+    stats.worker_busy("shop", 0, 5 * S);
+    stats.rendering_at(7 * S + S / 2);
+    assert_eq!(busy(&stats, 7 * S + S / 2), 4.5);
+    stats.worker_idle("shop", 0, 5 * S + S / 5);
+    assert_eq!(busy(&stats, 8 * S), 4.5, "not back to 2.2");
+
+    // The replacement worker continues the slot's counter.
+    stats.worker_stopped("shop", 0);
+    stats.worker_started(&app, 0, 11);
+    stats.worker_busy("shop", 0, 10 * S);
+    stats.worker_idle("shop", 0, 11 * S);
+    assert_eq!(busy(&stats, 20 * S), 5.5);
+
+    // Busy or idle of a slot that does not exist changes nothing.
+    stats.worker_busy("shop", 7, S);
+    stats.worker_idle("nope", 0, S);
+    assert!(!stats.apps["shop"].slots.contains_key(&7));
+}
+
+#[test]
+fn restarts_count_per_slot_and_instance_and_a_scaled_down_slot_goes() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    stats.master_started(&app);
+    stats.worker_started(&app, 0, 10);
+    stats.worker_started(&app, 1, 11);
+    stats.record(&app, 0, &request(Method::Get, Outcome::Status(200), 1));
+
+    stats.worker_stopped("shop", 0);
+    stats.worker_restarted(&app, 0, RestartReason::MaxRequests);
+    stats.worker_stopped("shop", 1);
+    stats.worker_restarted(&app, 1, RestartReason::ScaleDown);
+    stats.remove_slot("shop", 1);
+
+    let shop = &stats.apps["shop"];
+    assert_eq!(shop.slots[&0].restarts[&RestartReason::MaxRequests], 1);
+    assert!(!shop.slots.contains_key(&1));
+    assert_eq!(
+        shop.restarts.iter().collect::<Vec<_>>(),
+        [
+            (&RestartReason::MaxRequests, &1),
+            (&RestartReason::ScaleDown, &1)
+        ]
+    );
+}
+
+#[test]
+fn failures_during_a_restart_take_its_reason() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    let cause = Some(RestartReason::Timeout);
+    // Gunicorn's 500 for the aborted request, and a request cut off at the exit.
+    stats.record_with_cause(
+        &app,
+        0,
+        &request(Method::Get, Outcome::Status(500), 9),
+        cause,
+    );
+    let died = Outcome::Aborted(AbortReason::WorkerDied);
+    stats.record_with_cause(&app, 0, &request(Method::Post, died, 9), cause);
+    // A success is a success whatever happens to its worker.
+    stats.record_with_cause(
+        &app,
+        0,
+        &request(Method::Get, Outcome::Status(200), 9),
+        cause,
+    );
+
+    let slot = &stats.apps["shop"].slots[&0];
+    let timeout = ErrorType::Restart(RestartReason::Timeout);
+    assert_eq!(
+        slot.failed.iter().collect::<Vec<_>>(),
+        [
+            ((&(Method::Get, timeout)), &1),
+            (&(Method::Post, timeout), &1)
+        ]
+    );
+    assert_eq!(
+        slot.requests[&(Method::Get, 500)],
+        1,
+        "the 500 went on the wire"
+    );
+    assert_eq!(slot.requests[&(Method::Get, 200)], 1);
+    assert_eq!(timeout.as_str(), "timeout");
 }

@@ -28,9 +28,14 @@ pub const WORKER_UPTIME: &str = "gunicorn_worker_uptime_seconds";
 pub const MASTER_MEMORY: &str = "gunicorn_master_memory_bytes";
 pub const MASTER_CPU: &str = "gunicorn_master_cpu_percent";
 pub const MASTER_UPTIME: &str = "gunicorn_master_uptime_seconds";
+pub const WORKER_STATE: &str = "gunicorn_worker_state";
+pub const WORKER_BUSY: &str = "gunicorn_worker_busy_seconds_total";
+pub const WORKER_RESTARTS: &str = "gunicorn_worker_restarts_total";
+/// The instance-wide restart counter, under the name gunicorn-prometheus-exporter used.
+pub const MASTER_RESTARTS: &str = "gunicorn_master_worker_restart_total";
 
 /// Every family this collector renders, in exposition order, with its type and help.
-const FAMILIES: [(&str, MetricType, &str); 13] = [
+const FAMILIES: [(&str, MetricType, &str); 17] = [
     (
         REQUESTS,
         MetricType::COUNTER,
@@ -96,7 +101,30 @@ const FAMILIES: [(&str, MetricType, &str); 13] = [
         MetricType::GAUGE,
         "Seconds since the Gunicorn master started.",
     ),
+    (
+        WORKER_STATE,
+        MetricType::GAUGE,
+        "1 for the worker's current state: busy with a request in flight, or idle.",
+    ),
+    (
+        WORKER_BUSY,
+        MetricType::COUNTER,
+        "Seconds the worker slot spent with at least one request in flight.",
+    ),
+    (
+        WORKER_RESTARTS,
+        MetricType::COUNTER,
+        "Workers of this slot that left (or, for scale_up, arrived), by reason.",
+    ),
+    (
+        MASTER_RESTARTS,
+        MetricType::COUNTER,
+        "Worker restarts of a Gunicorn instance, by reason.",
+    ),
 ];
+
+/// Worker states, in the order their series are rendered.
+const STATES: [&str; 2] = ["busy", "idle"];
 
 /// A prometheus collector over the shared statistics.
 pub struct GunicornCollector {
@@ -126,8 +154,12 @@ fn label(name: &str, value: &str) -> LabelPair {
 }
 
 fn counter(labels: Vec<LabelPair>, value: u64) -> proto::Metric {
+    counter_f64(labels, value as f64)
+}
+
+fn counter_f64(labels: Vec<LabelPair>, value: f64) -> proto::Metric {
     let mut counter = proto::Counter::default();
-    counter.set_value(value as f64);
+    counter.set_value(value);
     let mut metric = proto::Metric::default();
     metric.set_label(labels);
     metric.set_counter(counter);
@@ -199,8 +231,9 @@ impl Families {
     }
 }
 
-/// Builds every family from one consistent snapshot.
-pub fn render(stats: &Stats) -> Vec<MetricFamily> {
+/// Builds every family from one consistent snapshot, with open busy intervals counted up to
+/// `now_ns` (the kernel's event clock).
+pub fn render(stats: &Stats, now_ns: u64) -> Vec<MetricFamily> {
     let mut out = Families::default();
 
     let mut apps: Vec<_> = stats.apps.iter().collect();
@@ -218,14 +251,19 @@ pub fn render(stats: &Stats) -> Vec<MetricFamily> {
                 master,
             );
         }
+        for (reason, &count) in &app_stats.restarts {
+            let mut labels = app_label.to_vec();
+            labels.push(label("reason", reason.as_str()));
+            out.push(MASTER_RESTARTS, counter(labels, count));
+        }
         for (slot, slot_stats) in &app_stats.slots {
-            render_slot(&mut out, app, *slot, slot_stats);
+            render_slot(&mut out, app, *slot, slot_stats, now_ns);
         }
     }
     out.finish()
 }
 
-fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats) {
+fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats, now_ns: u64) {
     let base = [label("app", app), label("worker_id", &slot.to_string())];
     let with = |extra: &[(&str, &str)]| {
         let mut labels = base.to_vec();
@@ -235,6 +273,25 @@ fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats) {
 
     if let Some(pid) = stats.pid {
         out.push(WORKER_INFO, gauge(with(&[("pid", &pid.to_string())]), 1.0));
+        let current = if stats.busy_since_ns.is_some() {
+            "busy"
+        } else {
+            "idle"
+        };
+        for state in STATES {
+            let value = if state == current { 1.0 } else { 0.0 };
+            out.push(WORKER_STATE, gauge(with(&[("state", state)]), value));
+        }
+    }
+    out.push(
+        WORKER_BUSY,
+        counter_f64(base.to_vec(), stats.busy_seconds(now_ns)),
+    );
+    for (reason, &count) in &stats.restarts {
+        out.push(
+            WORKER_RESTARTS,
+            counter(with(&[("reason", reason.as_str())]), count),
+        );
     }
     if let Some(r) = &stats.resources {
         out.resources([WORKER_MEMORY, WORKER_CPU, WORKER_UPTIME], &base, r);
@@ -264,11 +321,13 @@ impl Collector for GunicornCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         // A poisoned lock means a pipeline panic mid-update; the numbers are still the best
         // we have, and a scrape must not take the exporter down with it.
-        let stats = self
+        let mut stats = self
             .stats
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        render(&stats)
+        let now = crate::clock::monotonic_ns();
+        stats.rendering_at(now);
+        render(&stats, now)
     }
 }
 
@@ -277,7 +336,10 @@ mod tests {
     use prometheus::{Encoder as _, TextEncoder};
 
     use super::*;
-    use crate::http::{Completed, ConnId, Method, Outcome};
+    use crate::{
+        http::{AbortReason, Completed, ConnId, Method, Outcome},
+        lifecycle::RestartReason,
+    };
 
     #[test]
     fn exposition_is_exact() {
@@ -310,9 +372,28 @@ mod tests {
             },
         );
 
+        // Busy from 1 s to 1.5 s, and again since 3 s; rendered at 4 s.
+        stats.worker_busy("shop", 0, 1_000_000_000);
+        stats.worker_idle("shop", 0, 1_500_000_000);
+        stats.worker_busy("shop", 0, 3_000_000_000);
+        stats.worker_restarted(&app, 0, RestartReason::MaxRequests);
+        stats.worker_restarted(&app, 0, RestartReason::MaxRequests);
+        // A request cut off by a timeout fails as `timeout`, not as `worker_died`.
+        let cut_off = Completed {
+            conn: ConnId { tgid: 4242, fd: 10 },
+            method: Method::Get,
+            outcome: Outcome::Aborted(AbortReason::WorkerDied),
+            start_ns: 0,
+            end_ns: 1,
+            request_bytes: 10,
+            response_bytes: 0,
+        };
+        stats.record_with_cause(&app, 0, &cut_off, Some(RestartReason::Timeout));
+        stats.worker_restarted(&app, 0, RestartReason::Timeout);
+
         let mut text = Vec::new();
         TextEncoder::new()
-            .encode(&render(&stats), &mut text)
+            .encode(&render(&stats, 4_000_000_000), &mut text)
             .unwrap();
         let text = String::from_utf8(text).unwrap();
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
@@ -325,12 +406,20 @@ mod tests {
                 r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="+Inf"} 1"#,
                 r#"gunicorn_worker_request_duration_seconds_sum{app="shop",worker_id="0",method="GET"} 0.2"#,
                 r#"gunicorn_worker_request_duration_seconds_count{app="shop",worker_id="0",method="GET"} 1"#,
+                r#"gunicorn_worker_failed_requests{app="shop",worker_id="0",method="GET",error_type="timeout"} 1"#,
                 r#"gunicorn_workers{app="shop"} 1"#,
                 r#"gunicorn_worker_info{app="shop",worker_id="0",pid="4242"} 1"#,
                 r#"gunicorn_worker_memory_bytes{app="shop",worker_id="0"} 1024"#,
                 r#"gunicorn_worker_memory_pss_bytes{app="shop",worker_id="0"} 512"#,
                 r#"gunicorn_worker_memory_uss_bytes{app="shop",worker_id="0"} 256"#,
                 r#"gunicorn_worker_uptime_seconds{app="shop",worker_id="0"} 2.5"#,
+                r#"gunicorn_worker_state{app="shop",worker_id="0",state="busy"} 1"#,
+                r#"gunicorn_worker_state{app="shop",worker_id="0",state="idle"} 0"#,
+                r#"gunicorn_worker_busy_seconds_total{app="shop",worker_id="0"} 1.5"#,
+                r#"gunicorn_worker_restarts_total{app="shop",worker_id="0",reason="timeout"} 1"#,
+                r#"gunicorn_worker_restarts_total{app="shop",worker_id="0",reason="max_requests"} 2"#,
+                r#"gunicorn_master_worker_restart_total{app="shop",reason="timeout"} 1"#,
+                r#"gunicorn_master_worker_restart_total{app="shop",reason="max_requests"} 2"#,
             ]
         );
         assert!(text.contains("# TYPE gunicorn_worker_requests_total counter\n"));

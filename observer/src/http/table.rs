@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_CONNS: usize = MAX_CONNECTIONS as usize;
 pub struct ConnTable {
     conns: HashMap<ConnId, Conn>,
     max_conns: usize,
+    /// Requests in flight per process, summed over its connections: kept up to date at every
+    /// change so a worker's busy/idle state costs one lookup.
+    in_flight: HashMap<u32, usize>,
 }
 
 impl ConnTable {
@@ -29,13 +32,56 @@ impl ConnTable {
         Self {
             conns: HashMap::new(),
             max_conns,
+            in_flight: HashMap::new(),
         }
+    }
+
+    /// Requests of process `tgid` whose first byte was read and whose response has not
+    /// ended, over all its connections. Non-zero means the worker is busy, whether it
+    /// computes, waits on a database, or sleeps.
+    pub fn in_flight(&self, tgid: u32) -> usize {
+        self.in_flight.get(&tgid).copied().unwrap_or(0)
+    }
+
+    /// Moves `tgid`'s in-flight count from a connection's `before` queue length to `after`.
+    fn account(&mut self, tgid: u32, before: usize, after: usize) {
+        if before == after {
+            return;
+        }
+        let count = self.in_flight.entry(tgid).or_default();
+        *count = (*count + after).saturating_sub(before);
+        if *count == 0 {
+            self.in_flight.remove(&tgid);
+        }
+    }
+
+    /// Runs `update` on a followed connection and keeps the in-flight count in step.
+    fn update<R>(&mut self, id: ConnId, update: impl FnOnce(&mut Conn) -> R) -> Option<R> {
+        let conn = self.conns.get_mut(&id)?;
+        let before = conn.queue.len();
+        let result = update(conn);
+        let after = conn.queue.len();
+        self.account(id.tgid, before, after);
+        Some(result)
+    }
+
+    /// Takes a connection out; its requests leave the in-flight count with it.
+    fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        let conn = self.conns.remove(&id)?;
+        self.account(id.tgid, conn.queue.len(), 0);
+        Some(conn)
+    }
+
+    /// Adds a connection, counting requests it already has in flight.
+    fn insert(&mut self, id: ConnId, conn: Conn) {
+        self.account(id.tgid, 0, conn.queue.len());
+        self.conns.insert(id, conn);
     }
 
     /// A worker accepted a connection.
     pub fn on_accept(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
         // fd numbers are reused at once, so an entry still here lost its close event.
-        if let Some(stale) = self.conns.remove(&id) {
+        if let Some(stale) = self.remove(id) {
             sink(Output::Problem(Problem::StaleConn));
             stale.close(ts_ns, sink);
         }
@@ -43,7 +89,7 @@ impl ConnTable {
             sink(Output::Problem(Problem::TableFull));
             return;
         }
-        self.conns.insert(id, Conn::accepted(id));
+        self.insert(id, Conn::accepted(id));
     }
 
     /// A read on an accepted socket returned `ret` (bytes, 0 for EOF, or -errno); `captured`
@@ -56,8 +102,10 @@ impl ConnTable {
         captured: &[u8],
         sink: &mut impl FnMut(Output),
     ) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.read(ts_ns, ret, captured, sink);
+        if self
+            .update(id, |conn| conn.read(ts_ns, ret, captured, sink))
+            .is_some()
+        {
             return;
         }
         if ret <= 0 {
@@ -73,7 +121,7 @@ impl ConnTable {
         }
         let mut conn = Conn::unknown(id);
         conn.read(ts_ns, ret, captured, sink);
-        self.conns.insert(id, conn);
+        self.insert(id, conn);
     }
 
     /// A write (write, writev, send*, sendfile) on an accepted socket returned `ret`;
@@ -86,8 +134,10 @@ impl ConnTable {
         captured: &[u8],
         sink: &mut impl FnMut(Output),
     ) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.write(ts_ns, ret, captured, sink);
+        if self
+            .update(id, |conn| conn.write(ts_ns, ret, captured, sink))
+            .is_some()
+        {
             return;
         }
         // Remember the connection so its data is counted once and a later request on it can
@@ -97,12 +147,12 @@ impl ConnTable {
         }
         let mut conn = Conn::unknown(id);
         conn.write(ts_ns, ret, captured, sink);
-        self.conns.insert(id, conn);
+        self.insert(id, conn);
     }
 
     /// close(2) on the socket: whatever is still open ends here and the state is dropped.
     pub fn on_close(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
-        if let Some(conn) = self.conns.remove(&id) {
+        if let Some(conn) = self.remove(id) {
             conn.close(ts_ns, sink);
         }
     }
@@ -110,9 +160,7 @@ impl ConnTable {
     /// shutdown(2) on the socket. Gunicorn shuts a connection down once it has finished
     /// writing and then drains and closes it, so no request after this is followed.
     pub fn on_shutdown(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.shutdown(ts_ns, sink);
-        }
+        self.update(id, |conn| conn.shutdown(ts_ns, sink));
     }
 
     /// Process `tgid` exited: its connections are gone; requests in flight died with it.
@@ -134,7 +182,7 @@ impl ConnTable {
             .collect();
         ids.sort_unstable_by_key(|id| id.fd);
         for id in &ids {
-            if let Some(conn) = self.conns.remove(id) {
+            if let Some(conn) = self.remove(*id) {
                 conn.worker_died(ts_ns, sink);
             }
         }

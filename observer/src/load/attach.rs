@@ -20,7 +20,8 @@ enum Hook {
 /// Exits attach before their enters. An exit without its enter is harmless (accept's is
 /// counted; a data exit finds nothing parked), while an enter attached alone would park
 /// entries whose exits never run, and a later exit of the same syscall on that thread would
-/// report the stale buffer. Process hooks go first so a fork during start-up is not missed.
+/// report the stale buffer. Process hooks go first so a fork during start-up is not missed,
+/// then the signal and OOM hooks that explain exits.
 const PROGRAMS: &[(&str, Hook)] = &[
     ("sched_process_fork", Hook::Btf("sched_process_fork")),
     (
@@ -31,6 +32,11 @@ const PROGRAMS: &[(&str, Hook)] = &[
         "sched_process_exit",
         Hook::TracePoint("sched", "sched_process_exit"),
     ),
+    (
+        "signal_generate",
+        Hook::TracePoint("signal", "signal_generate"),
+    ),
+    ("mark_victim", Hook::TracePoint("oom", "mark_victim")),
     (
         "sys_exit_accept",
         Hook::TracePoint("syscalls", "sys_exit_accept"),

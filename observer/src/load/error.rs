@@ -3,12 +3,14 @@
 use aya::{BtfError as KernelBtfError, EbpfError, maps::MapError, programs::ProgramError};
 use thiserror::Error;
 
-use super::btf::BtfError;
+use super::{btf::BtfError, tracefs::TracefsError};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("reading task_struct offsets from the kernel's BTF")]
     TaskOffsets(#[from] BtfError),
+    #[error("reading the signal and OOM tracepoint layouts from tracefs")]
+    TracepointLayout(#[from] TracefsError),
     #[error("reading the kernel's BTF for the BTF tracepoint")]
     KernelBtf(#[source] KernelBtfError),
     #[error("loading the eBPF object")]

@@ -6,6 +6,7 @@
 mod attach;
 pub mod btf;
 mod error;
+pub mod tracefs;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -15,6 +16,7 @@ use observer_ebpf::{drops::DROP_REASONS, tracked::ConnKey};
 
 pub use btf::BtfError;
 pub use error::LoadError;
+pub use tracefs::TracefsError;
 
 /// The eBPF object, compiled for the bpf target by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer-ebpf"));
@@ -26,14 +28,18 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Loads the object, hands it the running kernel's `task_struct` offsets, and attaches
-    /// every program. An error names the program or tracepoint that failed.
+    /// Loads the object, hands it the running kernel's `task_struct` offsets and tracepoint
+    /// layouts, and attaches every program. An error names the program or tracepoint that
+    /// failed.
     pub fn load() -> Result<Self, LoadError> {
         let offsets = btf::task_offsets_from(btf::VMLINUX_BTF)?;
+        let root = crate::preflight::tracefs_root().ok_or(TracefsError::NotMounted)?;
+        let layouts = tracefs::tracepoint_offsets(std::path::Path::new(root))?;
         let kernel_btf = aya::Btf::from_sys_fs().map_err(LoadError::KernelBtf)?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&kernel_btf))
             .override_global("TASK_OFFSETS", &offsets, true)
+            .override_global("TP_OFFSETS", &layouts, true)
             .load(OBJECT)
             .map_err(LoadError::Object)?;
         let attached = attach::attach_all(&mut ebpf, &kernel_btf)?;

@@ -3,6 +3,7 @@
 
 mod aborts;
 mod bodies;
+mod in_flight;
 mod robustness;
 mod sequences;
 mod splits;

@@ -1,0 +1,99 @@
+//! Workers leaving, and the signals and OOM kills that say why.
+
+use tracing::{debug, info};
+
+use observer_ebpf::tracked::ConnKey;
+
+use super::Pipeline;
+use crate::{
+    discover::Removed,
+    lifecycle::{ExitStatus, RestartReason, SignalSeen},
+};
+
+/// How a process left the observer's view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Departure {
+    /// It exited (or vanished, with an unknown status).
+    Exit(ExitStatus),
+    /// It called exec: the pid lives on as another program (a USR2 re-exec's new master is
+    /// first forked like a worker). Not a restart.
+    Exec,
+}
+
+impl Pipeline {
+    /// A signal was generated for tracked process `target`.
+    pub(super) fn signal(&mut self, target: u32, seen: SignalSeen) {
+        if let Some(worker) = self.registry.worker(target) {
+            self.lifecycle.signal_to_worker(target, worker.master, seen);
+        } else if self.registry.is_master(target) {
+            self.lifecycle.signal_to_master(target, seen);
+        }
+    }
+
+    /// The OOM killer chose tracked process `pid`; its SIGKILL and exit follow.
+    pub(super) fn oom_victim(&mut self, pid: u32) {
+        match self.registry.worker(pid) {
+            Some(worker) => {
+                info!(pid, app = %worker.app, slot = worker.slot, "worker chosen by the OOM killer");
+                self.lifecycle.oom_victim(pid);
+            }
+            // A master's death ends the instance; its series go with it.
+            None => info!(pid, "gunicorn master chosen by the OOM killer"),
+        }
+    }
+
+    /// Process `pid` is gone at `ts_ns`. A worker's exit is classified first, so requests it
+    /// left in flight fail with the reason; then its slot's restart counters move, and a
+    /// scaled-down slot disappears.
+    pub(super) fn process_exited(&mut self, pid: u32, ts_ns: u64, departure: Departure) {
+        let reason = match (departure, self.registry.worker(pid)) {
+            (Departure::Exit(status), Some(worker)) => {
+                Some(self.lifecycle.worker_exited(pid, worker.master, status))
+            }
+            _ => None,
+        };
+        // With the cause unknown, requests cut off keep the plain `worker_died`.
+        let cause = reason.filter(|reason| *reason != RestartReason::Unknown);
+
+        let mut fds = Vec::new();
+        self.with_sink(pid, ts_ns, cause, |conns, mut sink| {
+            fds = conns.on_process_exit(pid, ts_ns, &mut sink)
+        });
+        for fd in fds {
+            // A dead process never closes its sockets; without this they stay in the map.
+            if let Err(err) = self.probes.forget_conn(ConnKey { tgid: pid, fd }) {
+                debug!(pid, fd, error = %err, "cannot clear a dead connection");
+            }
+        }
+
+        match self.registry.remove(pid) {
+            Removed::NotKnown => return,
+            Removed::Worker { slot, app, .. } => {
+                self.untrack(pid);
+                self.lifecycle.forget(pid);
+                let mut stats = self.lock_stats();
+                stats.worker_stopped(&app, slot);
+                if let Some(reason) = reason.filter(|reason| reason.is_restart()) {
+                    debug!(pid, slot, app = %app, reason = reason.as_str(), "worker restarted");
+                    stats.worker_restarted(&app, slot, reason);
+                    if reason == RestartReason::ScaleDown {
+                        stats.remove_slot(&app, slot);
+                    }
+                } else {
+                    debug!(pid, slot, app = %app, "worker exited");
+                }
+            }
+            Removed::Master { app, workers } => {
+                info!(pid, app = %app, "gunicorn master exited");
+                self.untrack(pid);
+                self.lifecycle.forget(pid);
+                for worker in workers {
+                    self.untrack(worker);
+                    self.lifecycle.forget(worker);
+                }
+                self.lock_stats().remove_app(&app);
+            }
+        }
+        self.update_gauges();
+    }
+}
