@@ -31,7 +31,16 @@ use gunicorn_observer::{
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match EnvFilter::try_new(&args.log) {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!(
+                "gunicorn-observer: invalid --log filter {:?}: {err}",
+                args.log
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

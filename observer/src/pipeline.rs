@@ -46,7 +46,15 @@ pub struct Pipeline {
     metrics: ObserverMetrics,
     sampler: Sampler,
     proc_root: PathBuf,
+    /// Quick rescans still owed after a master exited (see `workers.rs`).
+    quick_rescans: u32,
 }
+
+/// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
+/// for a daemonizing Gunicorn's grandchild to appear, short enough to catch it before its
+/// workers serve anything.
+const QUICK_RESCANS: u32 = 40;
+const QUICK_RESCAN: Duration = Duration::from_millis(50);
 
 impl Pipeline {
     pub fn new(
@@ -65,6 +73,19 @@ impl Pipeline {
             metrics,
             sampler,
             proc_root,
+            quick_rescans: 0,
+        }
+    }
+
+    /// Runs one of the owed quick rescans, if any.
+    fn quick_rescan(&mut self) {
+        if self.quick_rescans > 0 {
+            self.quick_rescans -= 1;
+            if self.scan_once() {
+                // Found it: one more pass lists workers forked while we looked.
+                self.scan_once();
+                self.quick_rescans = 0;
+            }
         }
     }
 
@@ -346,6 +367,10 @@ impl Pipeline {
                 }
                 None => metrics.unattributed.inc(),
             },
+            Output::Problem(problem) if problem.is_fallback() => metrics
+                .http_fallbacks
+                .with_label_values(&[problem.as_str()])
+                .inc(),
             Output::Problem(problem) => metrics
                 .http_problems
                 .with_label_values(&[problem.as_str()])
@@ -500,8 +525,15 @@ pub async fn run(
     let mut drain = tokio::time::interval(intervals.drain);
     let mut rescan = tokio::time::interval(intervals.rescan);
     let mut sample = tokio::time::interval(intervals.sample);
+    let mut quick = tokio::time::interval(QUICK_RESCAN);
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-    for timer in [&mut drain, &mut rescan, &mut sample, &mut housekeeping] {
+    for timer in [
+        &mut drain,
+        &mut rescan,
+        &mut quick,
+        &mut sample,
+        &mut housekeeping,
+    ] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
 
@@ -514,6 +546,7 @@ pub async fn run(
             }
             _ = drain.tick() => drain_ring(&mut pipeline, ring.get_mut()),
             _ = rescan.tick() => pipeline.scan(),
+            _ = quick.tick(), if pipeline.quick_rescans > 0 => pipeline.quick_rescan(),
             _ = sample.tick() => pipeline.sample_resources(),
             _ = housekeeping.tick() => {
                 pipeline.refresh_drops();

@@ -74,7 +74,6 @@ fn a_busy_port_is_refused_before_loading() {
 }
 
 #[test]
-#[ignore = "reproduces: an invalid --log filter is silently replaced by `info`"]
 fn an_invalid_log_filter_is_refused() {
     let port = observer_tests::gunicorn::free_port().to_string();
     let listen = format!("127.0.0.1:{port}");

@@ -105,7 +105,6 @@ impl Drop for Daemon {
 }
 
 #[test]
-#[ignore = "reproduces: a --daemon master is found only by the 5 s rescan; first requests lost"]
 fn daemonized_gunicorn_is_counted_from_its_first_request() {
     const APP: &str = "launch-daemon";
     let observer = Observer::start(&[]);
@@ -140,7 +139,6 @@ fn gunicornc(socket: &Path, command: &str) -> String {
 }
 
 #[test]
-#[ignore = "reproduces: each gunicornc command counts as an unattributed request"]
 fn control_socket_commands_are_not_requests() {
     const APP: &str = "launch-control";
     let observer = Observer::start(&[]);

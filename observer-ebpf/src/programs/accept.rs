@@ -4,7 +4,7 @@ use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::Trace
 use observer_ebpf::{
     drops::{DROP_CONN_TABLE_FULL, DROP_PENDING_TABLE_FULL, DROP_READ_USER, DROP_UNMATCHED_EXIT},
     event::{AcceptEvent, EventKind},
-    tracked::ConnKey,
+    tracked::{ConnKey, ROLE_WORKER},
 };
 
 use super::{
@@ -38,7 +38,9 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 /// Parks the listening fd and the caller's sockaddr buffer (both calls take them first).
 fn try_enter(ctx: &TracePointContext) -> Result<(), u32> {
     let (pid_tgid, tgid) = current();
-    if role_of(tgid).is_none() {
+    // Only workers serve HTTP. A master accepts too: Gunicorn 27's control socket
+    // (gunicornc), whose commands are not requests.
+    if role_of(tgid) != Some(ROLE_WORKER) {
         return Ok(());
     }
 
@@ -54,7 +56,7 @@ fn try_enter(ctx: &TracePointContext) -> Result<(), u32> {
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), u32> {
     let (pid_tgid, tgid) = current();
-    if role_of(tgid).is_none() {
+    if role_of(tgid) != Some(ROLE_WORKER) {
         return Ok(());
     }
 

@@ -23,6 +23,7 @@ pub struct ObserverMetrics {
     pub dropped: IntCounterVec,
     pub decode_errors: IntCounterVec,
     pub http_problems: IntCounterVec,
+    pub http_fallbacks: IntCounterVec,
     pub discovery_errors: IntCounterVec,
     pub sample_errors: IntCounterVec,
     pub unattributed: IntCounter,
@@ -59,6 +60,12 @@ impl ObserverMetrics {
                 "gunicorn_observer_http_parse_errors_total",
                 "Connection data that could not be parsed as HTTP/1.x, by problem.",
                 &["problem"],
+            ),
+            http_fallbacks: counter_vec(
+                "gunicorn_observer_http_fallbacks_total",
+                "Requests framed by the direction of traffic because their head or chunk \
+                 framing was outside the captured bytes; still counted exactly.",
+                &["reason"],
             ),
             discovery_errors: counter_vec(
                 "gunicorn_observer_discovery_errors_total",
@@ -99,6 +106,7 @@ impl ObserverMetrics {
         registry.register(Box::new(metrics.dropped.clone()))?;
         registry.register(Box::new(metrics.decode_errors.clone()))?;
         registry.register(Box::new(metrics.http_problems.clone()))?;
+        registry.register(Box::new(metrics.http_fallbacks.clone()))?;
         registry.register(Box::new(metrics.discovery_errors.clone()))?;
         registry.register(Box::new(metrics.sample_errors.clone()))?;
         registry.register(Box::new(metrics.unattributed.clone()))?;
@@ -124,7 +132,11 @@ impl ObserverMetrics {
             }
         }
         for problem in Problem::ALL {
-            metrics.http_problems.with_label_values(&[problem.as_str()]);
+            let counter = match problem.is_fallback() {
+                true => &metrics.http_fallbacks,
+                false => &metrics.http_problems,
+            };
+            counter.with_label_values(&[problem.as_str()]);
         }
         Ok(metrics)
     }

@@ -160,6 +160,14 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// True for problems that change only how a request's end is found, not whether or how
+    /// it is counted: heads past the capture window and chunk headers out of sight. These are
+    /// normal on healthy traffic (large cookies, chunked uploads), so they are counted apart
+    /// from real parse errors, which an alert can then watch.
+    pub const fn is_fallback(self) -> bool {
+        matches!(self, Self::TruncatedHead | Self::LostFraming)
+    }
+
     pub const ALL: [Self; 9] = [
         Self::BadRequestHead,
         Self::BadStatusLine,

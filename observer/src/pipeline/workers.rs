@@ -4,7 +4,7 @@ use tracing::{debug, info};
 
 use observer_ebpf::tracked::ConnKey;
 
-use super::Pipeline;
+use super::{Pipeline, QUICK_RESCANS};
 use crate::{
     discover::Removed,
     lifecycle::{ExitStatus, RestartReason, SignalSeen},
@@ -92,6 +92,10 @@ impl Pipeline {
                     self.lifecycle.forget(worker);
                 }
                 self.lock_stats().remove_app(&app);
+                // `gunicorn --daemon` forks twice and the launcher exits: the real master is
+                // its grandchild, which no exec or tracked fork reveals. Look for it over the
+                // next two seconds rather than at the next periodic rescan.
+                self.quick_rescans = QUICK_RESCANS;
             }
         }
         self.update_gauges();
