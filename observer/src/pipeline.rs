@@ -18,7 +18,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use observer_ebpf::tracked::ROLE_MASTER;
+use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
 
 use crate::{
     aggregate::{Resources, Stats},
@@ -136,6 +136,7 @@ impl Pipeline {
                     self.lock_stats().master_started(&app);
                 }
                 Role::Worker => {
+                    self.follow_open_connections(pid);
                     if let Some(worker) = self.registry.worker(pid) {
                         self.lock_stats()
                             .worker_started(&worker.app, worker.slot, pid);
@@ -144,6 +145,17 @@ impl Pipeline {
             }
         }
         new_master
+    }
+
+    /// Puts connections a worker accepted before it was tracked into the kernel's map;
+    /// the HTTP stage then picks each up at its next request boundary.
+    fn follow_open_connections(&mut self, pid: u32) {
+        for fd in discover::accepted_connections(&self.proc_root, pid) {
+            if let Err(err) = self.probes.follow_conn(ConnKey { tgid: pid, fd }) {
+                warn!(pid, fd, error = %err, "cannot follow an already open connection");
+                self.count_discovery_error("track_failed", 1);
+            }
+        }
     }
 
     fn count_discovery_error(&self, reason: &'static str, count: u64) {

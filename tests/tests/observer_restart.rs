@@ -109,7 +109,6 @@ fn sigkill_leaves_no_programs_and_a_restarted_observer_counts_exactly() {
 }
 
 #[test]
-#[ignore = "reproduces: connections accepted before the observer started are never followed"]
 fn keep_alive_connection_from_before_the_observer_is_counted_from_its_next_request() {
     const APP: &str = "restart-keepalive";
     // A long keep-alive, as behind a proxy that pools its upstream connections.

@@ -11,6 +11,7 @@ mod options;
 mod procfile;
 mod procscan;
 mod registry;
+mod sockets;
 
 #[cfg(test)]
 mod fake_proc;
@@ -27,3 +28,4 @@ pub use procscan::{
     FoundInstance, ProcInfo, ScanResult, ScanStats, master_app, read_process, scan,
 };
 pub use registry::{Counts, Registry, Removed, Role, WorkerRef};
+pub use sockets::accepted_connections;

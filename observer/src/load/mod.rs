@@ -82,6 +82,19 @@ impl Probes {
         ignore_missing(tracked.remove(&tgid), "TRACKED")
     }
 
+    /// Follows a connection whose accept happened before the programs were attached.
+    pub fn follow_conn(&mut self, key: ConnKey) -> Result<(), LoadError> {
+        let mut conns: HashMap<_, ConnKey, u32> = self.hash_map("CONNS")?;
+        // The listening fd is unknown for such a connection; the accept path stores the same.
+        conns
+            .insert(key, u32::MAX, 0)
+            .map_err(|source| LoadError::Map {
+                op: "inserting into",
+                map: "CONNS",
+                source,
+            })
+    }
+
     /// Forgets a connection the kernel will not see closed (its process exited).
     pub fn forget_conn(&mut self, key: ConnKey) -> Result<(), LoadError> {
         let mut conns: HashMap<_, ConnKey, u32> = self.hash_map("CONNS")?;
