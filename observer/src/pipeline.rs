@@ -6,6 +6,7 @@
 mod workers;
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -23,7 +24,7 @@ use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
 use crate::{
     aggregate::{Resources, Stats},
     decode::{Event, decode},
-    discover::{self, Registry, Role, ScanError},
+    discover::{self, ProcInfo, Registry, Role, ScanError},
     export::{ObserverMetrics, observer::DISCOVERY_ERROR_REASONS},
     http::{ConnId, ConnTable, Outcome, Output},
     lifecycle::{ExitStatus, Lifecycle, RestartReason, SignalSeen},
@@ -48,6 +49,9 @@ pub struct Pipeline {
     proc_root: PathBuf,
     /// Quick rescans still owed after a master exited (see `workers.rs`).
     quick_rescans: u32,
+    /// When each master adopted outside a scan was first seen (CLOCK_MONOTONIC ns), to
+    /// recognise a `--daemon` launcher that exits right after forking.
+    master_since: HashMap<u32, u64>,
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -74,6 +78,7 @@ impl Pipeline {
             sampler,
             proc_root,
             quick_rescans: 0,
+            master_since: HashMap::new(),
         }
     }
 
@@ -424,15 +429,21 @@ impl Pipeline {
         if known {
             self.process_exited(pid, now, Departure::Exec);
         }
-        if self
-            .registry
-            .add_master(pid, info.start_time, app.name.clone())
-        {
-            info!(pid, app = %app.name, "gunicorn master started");
-            self.lifecycle.master_started(pid);
-            self.track(pid, ROLE_MASTER);
-            self.update_gauges();
+        if self.adopt_master(&info, app.name, now) {
+            info!(pid, app = %self.registry.app(pid).unwrap_or_default(), "gunicorn master started");
         }
+    }
+
+    /// Registers and tracks a master found outside a scan. Returns false if it was known.
+    fn adopt_master(&mut self, info: &ProcInfo, app: String, now_ns: u64) -> bool {
+        if !self.registry.add_master(info.pid, info.start_time, app) {
+            return false;
+        }
+        self.master_since.insert(info.pid, now_ns);
+        self.lifecycle.master_started(info.pid);
+        self.track(info.pid, ROLE_MASTER);
+        self.update_gauges();
+        true
     }
 
     fn update_gauges(&mut self) {

@@ -6,7 +6,7 @@ use observer_ebpf::tracked::ConnKey;
 
 use super::{Pipeline, QUICK_RESCANS};
 use crate::{
-    discover::Removed,
+    discover::{self, Removed},
     lifecycle::{ExitStatus, RestartReason, SignalSeen},
 };
 
@@ -87,9 +87,13 @@ impl Pipeline {
                 info!(pid, app = %app, "gunicorn master exited");
                 self.untrack(pid);
                 self.lifecycle.forget(pid);
+                let since = self.master_since.remove(&pid);
+                let launcher = since.is_some_and(|since| ts_ns.saturating_sub(since) < LAUNCHER_NS);
                 for worker in workers {
-                    self.untrack(worker);
                     self.lifecycle.forget(worker);
+                    if !(launcher && self.adopt_daemon_child(worker, ts_ns)) {
+                        self.untrack(worker);
+                    }
                 }
                 self.lock_stats().remove_app(&app);
                 // `gunicorn --daemon` forks twice and the launcher exits: the real master is
@@ -100,4 +104,31 @@ impl Pipeline {
         }
         self.update_gauges();
     }
+
+    /// `gunicorn --daemon` forks, and the parent exits at once; the child forks again and
+    /// exits too, and the grandchild is the real master. The kernel tracked each child as a
+    /// worker of its parent at the fork, so when such a short-lived master exits, a child of
+    /// it that is still alive and still a Gunicorn command line becomes the master here,
+    /// before it forks anything. Only a master that lived under [`LAUNCHER_NS`] is treated so:
+    /// the live workers of a long-running master that crashed are orphans, not masters.
+    fn adopt_daemon_child(&mut self, pid: u32, now_ns: u64) -> bool {
+        let Ok(info) = discover::read_process(&self.proc_root, pid) else {
+            return false;
+        };
+        let Some(app) = discover::master_app(&self.proc_root, &info) else {
+            return false;
+        };
+        let adopted = self.adopt_master(&info, app.name, now_ns);
+        if adopted {
+            info!(
+                pid,
+                "following a daemonizing gunicorn's child as its master"
+            );
+        }
+        adopted
+    }
 }
+
+/// How long after it was first seen a master that exits still counts as a `--daemon`
+/// launcher: daemonizing happens before the arbiter starts, well within this.
+const LAUNCHER_NS: u64 = 5_000_000_000;
