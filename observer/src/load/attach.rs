@@ -133,6 +133,10 @@ const PROGRAMS: &[(&str, Hook)] = &[
         "sys_enter_shutdown",
         Hook::TracePoint("syscalls", "sys_enter_shutdown"),
     ),
+    (
+        "sys_enter_utimensat",
+        Hook::TracePoint("syscalls", "sys_enter_utimensat"),
+    ),
 ];
 
 /// Verifies and attaches every program; returns how many were attached.
