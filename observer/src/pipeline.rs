@@ -24,7 +24,10 @@ use crate::{
     aggregate::{Resources, Stats},
     decode::{Event, decode},
     discover::{self, Registry, Role, ScanError},
-    export::{ObserverMetrics, observer::DISCOVERY_ERROR_REASONS},
+    export::{
+        ObserverMetrics,
+        observer::{DISCOVERY_ERROR_REASONS, HEARTBEAT_UNREADABLE},
+    },
     http::{ConnId, ConnTable, Outcome, Output},
     lifecycle::{ExitStatus, Lifecycle, RestartReason, SignalSeen},
     load::Probes,
@@ -112,7 +115,10 @@ impl Pipeline {
                     let app = self.registry.app(pid).unwrap_or_default();
                     info!(pid, app = %app, "found gunicorn master");
                     self.lifecycle.master_started(pid);
-                    self.lock_stats().master_started(&app);
+                    let timeout = found.instance(pid).and_then(|i| i.app.timeout_secs);
+                    let mut stats = self.lock_stats();
+                    stats.master_started(&app);
+                    stats.set_timeout(&app, timeout);
                 }
                 Role::Worker => {
                     if let Some(worker) = self.registry.worker(pid) {
@@ -393,6 +399,9 @@ impl Pipeline {
         {
             info!(pid, app = %app.name, "gunicorn master started");
             self.lifecycle.master_started(pid);
+            if let Some(name) = self.registry.app(pid) {
+                self.lock_stats().set_timeout(&name, app.timeout_secs);
+            }
             self.track(pid, ROLE_MASTER);
             self.update_gauges();
         }
@@ -417,6 +426,7 @@ impl Pipeline {
     fn sample_resources(&mut self) {
         let now = Instant::now();
         let mut samples = Vec::new();
+        let mut beats = Vec::new();
         for master in self.registry.masters() {
             let Some(app) = self.registry.app(master) else {
                 continue;
@@ -428,6 +438,9 @@ impl Pipeline {
                 if let Some(r) = self.sample_one(pid, now) {
                     samples.push((app.clone(), Some(slot), pid, r));
                 }
+                if let Some(ts_ns) = self.heartbeat_of(pid) {
+                    beats.push((app.clone(), slot, pid, ts_ns));
+                }
             }
         }
         self.sampler.sweep();
@@ -437,6 +450,21 @@ impl Pipeline {
             match slot {
                 Some(slot) => stats.set_worker_resources(&app, slot, pid, r),
                 None => stats.set_master_resources(&app, r),
+            }
+        }
+        for (app, slot, pid, ts_ns) in beats {
+            stats.set_worker_heartbeat(&app, slot, pid, ts_ns);
+        }
+    }
+
+    /// The kernel's record of worker `pid`'s last heartbeat; a failed map read is counted.
+    fn heartbeat_of(&mut self, pid: u32) -> Option<u64> {
+        match self.probes.heartbeat(pid) {
+            Ok(beat) => beat,
+            Err(err) => {
+                debug!(pid, error = %err, "cannot read a worker's heartbeat");
+                self.count_sample_error(HEARTBEAT_UNREADABLE);
+                None
             }
         }
     }

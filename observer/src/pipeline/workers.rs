@@ -42,6 +42,13 @@ impl Pipeline {
         }
     }
 
+    /// Deletes a departed worker's heartbeat entry, so the kernel map holds live workers only.
+    fn forget_heartbeat(&mut self, pid: u32) {
+        if let Err(err) = self.probes.forget_heartbeat(pid) {
+            debug!(pid, error = %err, "cannot clear a departed worker's heartbeat");
+        }
+    }
+
     /// Process `pid` is gone at `ts_ns`. A worker's exit is classified first, so requests it
     /// left in flight fail with the reason; then its slot's restart counters move, and a
     /// scaled-down slot disappears.
@@ -70,6 +77,7 @@ impl Pipeline {
             Removed::NotKnown => return,
             Removed::Worker { slot, app, .. } => {
                 self.untrack(pid);
+                self.forget_heartbeat(pid);
                 self.lifecycle.forget(pid);
                 let mut stats = self.lock_stats();
                 stats.worker_stopped(&app, slot);
@@ -89,6 +97,7 @@ impl Pipeline {
                 self.lifecycle.forget(pid);
                 for worker in workers {
                     self.untrack(worker);
+                    self.forget_heartbeat(worker);
                     self.lifecycle.forget(worker);
                 }
                 self.lock_stats().remove_app(&app);
