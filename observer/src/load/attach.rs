@@ -137,6 +137,10 @@ const PROGRAMS: &[(&str, Hook)] = &[
         "sys_enter_utimensat",
         Hook::TracePoint("syscalls", "sys_enter_utimensat"),
     ),
+    (
+        "sys_enter_fchmod",
+        Hook::TracePoint("syscalls", "sys_enter_fchmod"),
+    ),
 ];
 
 /// Verifies and attaches every program; returns how many were attached.
