@@ -33,7 +33,8 @@ pub struct Args {
     #[arg(long, env = "GUNICORN_OBSERVER_DRAIN_MS", default_value_t = 10)]
     pub drain_ms: u64,
 
-    /// Seconds between samples of each process's memory, CPU and uptime from /proc.
+    /// Seconds between samples of each process's memory, CPU and uptime from /proc, and of
+    /// each worker's last heartbeat from the kernel.
     #[arg(long, env = "GUNICORN_OBSERVER_SAMPLE_SECS", default_value_t = 5)]
     pub sample_secs: u64,
 

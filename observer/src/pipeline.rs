@@ -24,8 +24,11 @@ use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
 use crate::{
     aggregate::{Resources, Stats},
     decode::{Event, decode},
-    discover::{self, ProcInfo, Registry, Role, ScanError},
-    export::{ObserverMetrics, observer::DISCOVERY_ERROR_REASONS},
+    discover::{self, AppName, ProcInfo, Registry, Role, ScanError},
+    export::{
+        ObserverMetrics,
+        observer::{DISCOVERY_ERROR_REASONS, HEARTBEAT_UNREADABLE},
+    },
     http::{ConnId, ConnTable, Outcome, Output},
     lifecycle::{ExitStatus, Lifecycle, RestartReason, SignalSeen},
     load::Probes,
@@ -138,7 +141,10 @@ impl Pipeline {
                     let app = self.registry.app(pid).unwrap_or_default();
                     info!(pid, app = %app, "found gunicorn master");
                     self.lifecycle.master_started(pid);
-                    self.lock_stats().master_started(&app);
+                    let timeout = found.instance(pid).and_then(|i| i.app.timeout_secs);
+                    let mut stats = self.lock_stats();
+                    stats.master_started(&app);
+                    stats.set_timeout(&app, timeout);
                 }
                 Role::Worker => {
                     self.follow_open_connections(pid);
@@ -429,18 +435,24 @@ impl Pipeline {
         if known {
             self.process_exited(pid, now, Departure::Exec);
         }
-        if self.adopt_master(&info, app.name, now) {
+        if self.adopt_master(&info, app, now) {
             info!(pid, app = %self.registry.app(pid).unwrap_or_default(), "gunicorn master started");
         }
     }
 
     /// Registers and tracks a master found outside a scan. Returns false if it was known.
-    fn adopt_master(&mut self, info: &ProcInfo, app: String, now_ns: u64) -> bool {
-        if !self.registry.add_master(info.pid, info.start_time, app) {
+    fn adopt_master(&mut self, info: &ProcInfo, app: AppName, now_ns: u64) -> bool {
+        if !self
+            .registry
+            .add_master(info.pid, info.start_time, app.name)
+        {
             return false;
         }
         self.master_since.insert(info.pid, now_ns);
         self.lifecycle.master_started(info.pid);
+        if let Some(name) = self.registry.app(info.pid) {
+            self.lock_stats().set_timeout(&name, app.timeout_secs);
+        }
         self.track(info.pid, ROLE_MASTER);
         self.update_gauges();
         true
@@ -465,6 +477,7 @@ impl Pipeline {
     fn sample_resources(&mut self) {
         let now = Instant::now();
         let mut samples = Vec::new();
+        let mut beats = Vec::new();
         for master in self.registry.masters() {
             let Some(app) = self.registry.app(master) else {
                 continue;
@@ -476,6 +489,9 @@ impl Pipeline {
                 if let Some(r) = self.sample_one(pid, now) {
                     samples.push((app.clone(), Some(slot), pid, r));
                 }
+                if let Some(ts_ns) = self.heartbeat_of(pid) {
+                    beats.push((app.clone(), slot, pid, ts_ns));
+                }
             }
         }
         self.sampler.sweep();
@@ -485,6 +501,21 @@ impl Pipeline {
             match slot {
                 Some(slot) => stats.set_worker_resources(&app, slot, pid, r),
                 None => stats.set_master_resources(&app, r),
+            }
+        }
+        for (app, slot, pid, ts_ns) in beats {
+            stats.set_worker_heartbeat(&app, slot, pid, ts_ns);
+        }
+    }
+
+    /// The kernel's record of worker `pid`'s last heartbeat; a failed map read is counted.
+    fn heartbeat_of(&mut self, pid: u32) -> Option<u64> {
+        match self.probes.heartbeat(pid) {
+            Ok(beat) => beat,
+            Err(err) => {
+                debug!(pid, error = %err, "cannot read a worker's heartbeat");
+                self.count_sample_error(HEARTBEAT_UNREADABLE);
+                None
             }
         }
     }

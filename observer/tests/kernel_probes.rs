@@ -255,7 +255,7 @@ fn expected_exchange(i: usize, listen_fd: i32) -> Vec<String> {
 #[test]
 fn follows_a_forked_worker_exactly() {
     let mut probes = Probes::load().unwrap_or_else(|err| panic!("{:#}", anyhow::Error::new(err)));
-    assert_eq!(probes.attached(), 29);
+    assert_eq!(probes.attached(), 31);
     let mut events = probes.take_events().unwrap();
     assert!(matches!(probes.take_events(), Err(LoadError::EventsTaken)));
 
@@ -455,7 +455,7 @@ fn follows_a_forked_worker_exactly() {
 
     // Dropping the probes detaches and unloads every program.
     let ids = probes.program_ids().unwrap();
-    assert_eq!(ids.len(), 29);
+    assert_eq!(ids.len(), 31);
     drop(events);
     drop(probes);
     let still_loaded: Vec<u32> = aya::programs::loaded_programs()

@@ -24,6 +24,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
 #[map]
 pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
 
+/// Worker tgid -> `bpf_ktime_get_ns()` of its last heartbeat (`programs::heartbeat`). Sized
+/// like `TRACKED`: userspace deletes a worker's entry when it forgets the worker.
+#[map]
+pub static HEARTBEATS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_TRACKED_PROCESSES, 0);
+
 /// Accepted sockets of tracked processes -> the listening fd they came from.
 #[map]
 pub static CONNS: HashMap<ConnKey, u32> = HashMap::with_max_entries(MAX_CONNECTIONS, 0);

@@ -10,6 +10,7 @@ mod args;
 mod capture;
 mod close;
 mod emit;
+mod heartbeat;
 mod io;
 mod maps;
 mod process;

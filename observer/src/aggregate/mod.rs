@@ -68,6 +68,8 @@ pub struct SlotStats {
     pub busy_since_ns: Option<u64>,
     /// Closed busy intervals of every worker this slot has had.
     pub busy_ns: u64,
+    /// The live worker's last heartbeat (event clock, ns), as of the last sample.
+    pub heartbeat_ns: Option<u64>,
 }
 
 impl SlotStats {
@@ -81,6 +83,7 @@ impl SlotStats {
             restarts: BTreeMap::new(),
             busy_since_ns: None,
             busy_ns: 0,
+            heartbeat_ns: None,
         }
     }
 
@@ -101,6 +104,8 @@ pub struct AppStats {
     /// Worker restarts of the whole instance by reason; unlike the per-slot counts these
     /// survive the removal of a slot.
     pub restarts: BTreeMap<RestartReason, u64>,
+    /// The master's `--timeout` in seconds, when its arguments were visible.
+    pub timeout_secs: Option<u32>,
 }
 
 impl AppStats {
@@ -154,6 +159,7 @@ impl Stats {
         if let Some(slot) = self.apps.get_mut(app).and_then(|a| a.slots.get_mut(&slot)) {
             slot.pid = None;
             slot.resources = None;
+            slot.heartbeat_ns = None;
             // The caller reports the exit's idle moment first; an interval still open here
             // (events lost) is closed where a scrape last showed it, never later.
             if let Some(since) = slot.busy_since_ns.take() {
@@ -169,6 +175,20 @@ impl Stats {
         {
             slot.resources = Some(sample);
         }
+    }
+
+    /// Stores a worker's last heartbeat, if the slot is still held by that worker.
+    pub fn set_worker_heartbeat(&mut self, app: &str, slot: u32, pid: u32, ts_ns: u64) {
+        if let Some(slot) = self.live_slot_mut(app, slot)
+            && slot.pid == Some(pid)
+        {
+            slot.heartbeat_ns = Some(ts_ns);
+        }
+    }
+
+    /// Records the instance's worker timeout; `None` when it could not be read.
+    pub fn set_timeout(&mut self, app: &Arc<str>, timeout_secs: Option<u32>) {
+        self.apps.entry(Arc::clone(app)).or_default().timeout_secs = timeout_secs;
     }
 
     pub fn set_master_resources(&mut self, app: &str, sample: Resources) {

@@ -4,7 +4,7 @@
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
-use super::cmdline::{MasterCmd, NameSource};
+use super::cmdline::{self, MasterCmd, NameSource};
 use super::config::{DEFAULT_CONFIG_FILE, proc_name_from_config};
 use super::options;
 use super::procfile::{MAX_FILE_BYTES, ProcEnv};
@@ -17,7 +17,14 @@ pub struct AppName {
     /// Set when a config file named on the command line (or in `GUNICORN_CMD_ARGS`) could
     /// not be read, so a `proc_name` in it may have been missed; callers count it.
     pub config_error: Option<ConfigReadError>,
+    /// The worker timeout in seconds: the command line's, else `GUNICORN_CMD_ARGS`', else
+    /// Gunicorn's default when the arguments were visible; `None` when a process title hid
+    /// them. A config file's `timeout` is not read.
+    pub timeout_secs: Option<u32>,
 }
+
+/// Gunicorn's default `--timeout`.
+pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 
 /// A config file named on the command line that could not be read. The name then falls back
 /// to the app argument, so this is worth a counter, not a failure.
@@ -34,22 +41,30 @@ pub struct ConfigReadError {
 /// Files are read through `/proc/<pid>/cwd` and `/proc/<pid>/root`, so relative paths and
 /// containers resolve as they did for the process.
 pub fn resolve(proc_root: &Path, pid: u32, cmd: &MasterCmd, env: Option<&ProcEnv>) -> AppName {
-    let named = |name: String, source| AppName {
-        name,
-        source,
-        config_error: None,
-    };
-    let from_cmdline = named(cmd.app.clone(), cmd.source);
-    if !cmd.source.config_overrides() {
-        return from_cmdline;
-    }
-
     let env_words = env
         .and_then(|env| env.cmd_args.as_deref())
         .map(options::split_words)
         .unwrap_or_default();
     let env_args: Vec<&str> = env_words.iter().map(String::as_str).collect();
     let env_opts = options::parse(&env_args);
+
+    // Gunicorn's precedence: command line, then `GUNICORN_CMD_ARGS`, then the default.
+    let env_timeout = env_opts.timeout.and_then(cmdline::parse_timeout);
+    let timeout_secs = cmd
+        .timeout
+        .or(env_timeout)
+        .or_else(|| (cmd.source != NameSource::Title).then_some(DEFAULT_TIMEOUT_SECS));
+
+    let named = |name: String, source| AppName {
+        name,
+        source,
+        config_error: None,
+        timeout_secs,
+    };
+    let from_cmdline = named(cmd.app.clone(), cmd.source);
+    if !cmd.source.config_overrides() {
+        return from_cmdline;
+    }
     if let Some(name) = env_opts.name {
         return named(name.to_owned(), NameSource::EnvNameFlag);
     }

@@ -58,6 +58,8 @@ pub struct MasterCmd {
     pub config: Option<String>,
     /// `--chdir`, when given: relative config paths then refer to the launch directory.
     pub chdir: Option<String>,
+    /// `-t/--timeout` in whole seconds, when given and valid.
+    pub timeout: Option<u32>,
 }
 
 /// Recognises a Gunicorn master (or, from a title, worker) command line.
@@ -81,12 +83,19 @@ pub fn classify(argv: &[&str]) -> Option<MasterCmd> {
         source,
         config: opts.config.map(str::to_owned),
         chdir: opts.chdir.map(str::to_owned),
+        timeout: opts.timeout.and_then(parse_timeout),
     })
 }
 
 /// The `-c/--config` value of a Gunicorn command line, if any.
 pub fn config_path<'a>(argv: &[&'a str]) -> Option<&'a str> {
     options::parse(gunicorn_args(argv)?).config
+}
+
+/// Gunicorn's `--timeout` value: a non-negative integer (its validator is `int()`); zero
+/// is valid and means no timeout check.
+pub fn parse_timeout(value: &str) -> Option<u32> {
+    value.trim().parse().ok()
 }
 
 /// The app name a plain command line implies, before any config file is read.
@@ -136,6 +145,8 @@ fn classify_title(title: &str) -> Option<MasterCmd> {
         source: NameSource::Title,
         config: None,
         chdir: None,
+        // A title replaced the arguments, so the timeout is not visible.
+        timeout: None,
     })
 }
 

@@ -12,6 +12,8 @@ pub struct Options<'a> {
     pub chdir: Option<&'a str>,
     /// `--paste/--paster`: a PasteDeploy file that stands in for the app argument.
     pub paste: Option<&'a str>,
+    /// `-t/--timeout`: seconds of worker silence before the arbiter kills it.
+    pub timeout: Option<&'a str>,
     /// The first positional argument: the WSGI app, e.g. `myproj.wsgi:application`.
     pub app_uri: Option<&'a str>,
     /// `--version`, `--help`, `--check-config` or `--print-config`: the process exits
@@ -256,6 +258,7 @@ impl<'a> Options<'a> {
             "--config" => self.config = value.or(self.config),
             "--chdir" => self.chdir = value.or(self.chdir),
             "--paste" | "--paster" => self.paste = value.or(self.paste),
+            "--timeout" => self.timeout = value.or(self.timeout),
             "--version" | "--help" | "--check-config" | "--print-config" => {
                 self.exits_at_once = true;
             }
@@ -354,6 +357,16 @@ mod tests {
         // `-D` is a flag, so `n` in the same cluster takes the next word.
         let o = opts("-Dn shop app:app");
         assert_eq!((o.name, o.app_uri), (Some("shop"), Some("app:app")));
+    }
+
+    #[test]
+    fn timeout_in_every_form() {
+        assert_eq!(opts("-t 7 app:app").timeout, Some("7"));
+        assert_eq!(opts("-t7 app:app").timeout, Some("7"));
+        assert_eq!(opts("--timeout=45 app:app").timeout, Some("45"));
+        assert_eq!(opts("--time 9 -w 2 app:app").timeout, Some("9"));
+        assert_eq!(opts("-t 5 --timeout 6 app:app").timeout, Some("6"));
+        assert_eq!(opts("app:app").timeout, None);
     }
 
     #[test]

@@ -212,6 +212,31 @@ fn names_from_config_files_and_environment() {
 }
 
 #[test]
+fn worker_timeouts_from_arguments_environment_and_default() {
+    let proc = FakeProc::new();
+    proc.process(800, 1, 10, &["gunicorn", "-t", "7", "app:app"]);
+    proc.process(810, 1, 11, &["gunicorn", "app:app"]);
+    proc.environ(810, &["GUNICORN_CMD_ARGS=-w 2 --timeout 12"]);
+    // The command line beats GUNICORN_CMD_ARGS.
+    proc.process(820, 1, 12, &["gunicorn", "--timeout=5", "app:app"]);
+    proc.environ(820, &["GUNICORN_CMD_ARGS=--timeout 12"]);
+    proc.process(830, 1, 13, &["gunicorn", "--name", "plain", "app:app"]);
+    // Not a number: Gunicorn refuses to start with it; the default stands meanwhile.
+    proc.process(840, 1, 14, &["gunicorn", "-t", "soon", "app:app"]);
+    // A setproctitle title hides the arguments.
+    proc.process(850, 1, 15, &["gunicorn: master [titled]"]);
+
+    let result = scan(proc.root()).unwrap();
+    let timeout = |pid| result.instance(pid).unwrap().app.timeout_secs;
+    assert_eq!(timeout(800), Some(7));
+    assert_eq!(timeout(810), Some(12));
+    assert_eq!(timeout(820), Some(5));
+    assert_eq!(timeout(830), Some(30));
+    assert_eq!(timeout(840), Some(30));
+    assert_eq!(timeout(850), None);
+}
+
+#[test]
 fn master_app_after_an_exec() {
     let proc = FakeProc::new();
     let files = TempDir::new("exec");

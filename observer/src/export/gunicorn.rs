@@ -31,11 +31,13 @@ pub const MASTER_UPTIME: &str = "gunicorn_master_uptime_seconds";
 pub const WORKER_STATE: &str = "gunicorn_worker_state";
 pub const WORKER_BUSY: &str = "gunicorn_worker_busy_seconds_total";
 pub const WORKER_RESTARTS: &str = "gunicorn_worker_restarts_total";
+pub const WORKER_HEARTBEAT_AGE: &str = "gunicorn_worker_heartbeat_age_seconds";
+pub const WORKER_TIMEOUT: &str = "gunicorn_worker_timeout_seconds";
 /// The instance-wide restart counter, under the name gunicorn-prometheus-exporter used.
 pub const MASTER_RESTARTS: &str = "gunicorn_master_worker_restart_total";
 
 /// Every family this collector renders, in exposition order, with its type and help.
-const FAMILIES: [(&str, MetricType, &str); 17] = [
+const FAMILIES: [(&str, MetricType, &str); 19] = [
     (
         REQUESTS,
         MetricType::COUNTER,
@@ -120,6 +122,16 @@ const FAMILIES: [(&str, MetricType, &str); 17] = [
         MASTER_RESTARTS,
         MetricType::COUNTER,
         "Worker restarts of a Gunicorn instance, by reason.",
+    ),
+    (
+        WORKER_HEARTBEAT_AGE,
+        MetricType::GAUGE,
+        "Seconds since the worker last touched its heartbeat file; the master kills it past the timeout.",
+    ),
+    (
+        WORKER_TIMEOUT,
+        MetricType::GAUGE,
+        "The Gunicorn instance's configured worker timeout (--timeout), in seconds.",
     ),
 ];
 
@@ -251,6 +263,12 @@ pub fn render(stats: &Stats, now_ns: u64) -> Vec<MetricFamily> {
                 master,
             );
         }
+        if let Some(timeout) = app_stats.timeout_secs {
+            out.push(
+                WORKER_TIMEOUT,
+                gauge(app_label.to_vec(), f64::from(timeout)),
+            );
+        }
         for (reason, &count) in &app_stats.restarts {
             let mut labels = app_label.to_vec();
             labels.push(label("reason", reason.as_str()));
@@ -281,6 +299,11 @@ fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats, now_
         for state in STATES {
             let value = if state == current { 1.0 } else { 0.0 };
             out.push(WORKER_STATE, gauge(with(&[("state", state)]), value));
+        }
+        if let Some(beat) = stats.heartbeat_ns {
+            // Millisecond precision: finer digits would only be the scrape's own jitter.
+            let age = (now_ns.saturating_sub(beat) / 1_000_000) as f64 / 1000.0;
+            out.push(WORKER_HEARTBEAT_AGE, gauge(base.to_vec(), age));
         }
     }
     out.push(
@@ -390,6 +413,10 @@ mod tests {
         };
         stats.record_with_cause(&app, 0, &cut_off, Some(RestartReason::Timeout));
         stats.worker_restarted(&app, 0, RestartReason::Timeout);
+        // Last heartbeat at 1.75 s, read for another pid first (a stale sample is ignored).
+        stats.set_worker_heartbeat("shop", 0, 9999, 3_900_000_000);
+        stats.set_worker_heartbeat("shop", 0, 4242, 1_750_000_000);
+        stats.set_timeout(&app, Some(7));
 
         let mut text = Vec::new();
         TextEncoder::new()
@@ -420,6 +447,8 @@ mod tests {
                 r#"gunicorn_worker_restarts_total{app="shop",worker_id="0",reason="max_requests"} 2"#,
                 r#"gunicorn_master_worker_restart_total{app="shop",reason="timeout"} 1"#,
                 r#"gunicorn_master_worker_restart_total{app="shop",reason="max_requests"} 2"#,
+                r#"gunicorn_worker_heartbeat_age_seconds{app="shop",worker_id="0"} 2.25"#,
+                r#"gunicorn_worker_timeout_seconds{app="shop"} 7"#,
             ]
         );
         assert!(text.contains("# TYPE gunicorn_worker_requests_total counter\n"));

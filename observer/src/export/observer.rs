@@ -17,6 +17,9 @@ pub const DISCOVERY_ERROR_REASONS: [&str; 6] = [
 ];
 
 /// Self-metrics, registered once. Cloning shares the underlying series.
+/// `sample_errors` reason for a failed read of the kernel's heartbeat map.
+pub const HEARTBEAT_UNREADABLE: &str = "heartbeat_unreadable";
+
 #[derive(Clone)]
 pub struct ObserverMetrics {
     pub events: IntCounterVec,
@@ -125,6 +128,7 @@ impl ObserverMetrics {
             (&metrics.decode_errors, &DecodeError::REASONS[..]),
             (&metrics.discovery_errors, &DISCOVERY_ERROR_REASONS[..]),
             (&metrics.sample_errors, &SampleError::REASONS[..]),
+            (&metrics.sample_errors, &[HEARTBEAT_UNREADABLE][..]),
         ];
         for (counter, reasons) in zeroes {
             for reason in reasons {

@@ -133,6 +133,14 @@ const PROGRAMS: &[(&str, Hook)] = &[
         "sys_enter_shutdown",
         Hook::TracePoint("syscalls", "sys_enter_shutdown"),
     ),
+    (
+        "sys_enter_utimensat",
+        Hook::TracePoint("syscalls", "sys_enter_utimensat"),
+    ),
+    (
+        "sys_enter_fchmod",
+        Hook::TracePoint("syscalls", "sys_enter_fchmod"),
+    ),
 ];
 
 /// Verifies and attaches every program; returns how many were attached.

@@ -101,6 +101,28 @@ impl Probes {
         ignore_missing(conns.remove(&key), "CONNS")
     }
 
+    /// When worker `tgid` last showed it was alive (event clock, ns), if it has since the
+    /// observer attached.
+    pub fn heartbeat(&mut self, tgid: u32) -> Result<Option<u64>, LoadError> {
+        let beats: HashMap<_, u32, u64> = self.hash_map("HEARTBEATS")?;
+        match beats.get(&tgid, 0) {
+            Ok(ts_ns) => Ok(Some(ts_ns)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(LoadError::Map {
+                op: "reading",
+                map: "HEARTBEATS",
+                source,
+            }),
+        }
+    }
+
+    /// Forgets the heartbeat of a process that is gone, so the map stays bounded by the
+    /// live workers.
+    pub fn forget_heartbeat(&mut self, tgid: u32) -> Result<(), LoadError> {
+        let mut beats: HashMap<_, u32, u64> = self.hash_map("HEARTBEATS")?;
+        ignore_missing(beats.remove(&tgid), "HEARTBEATS")
+    }
+
     /// Events the kernel side lost, by `drops::DROP_*` reason, summed over CPUs.
     pub fn drop_counts(&self) -> Result<[u64; DROP_REASONS as usize], LoadError> {
         let map = self

@@ -42,6 +42,13 @@ impl Pipeline {
         }
     }
 
+    /// Deletes a departed worker's heartbeat entry, so the kernel map holds live workers only.
+    fn forget_heartbeat(&mut self, pid: u32) {
+        if let Err(err) = self.probes.forget_heartbeat(pid) {
+            debug!(pid, error = %err, "cannot clear a departed worker's heartbeat");
+        }
+    }
+
     /// Process `pid` is gone at `ts_ns`. A worker's exit is classified first, so requests it
     /// left in flight fail with the reason; then its slot's restart counters move, and a
     /// scaled-down slot disappears.
@@ -70,6 +77,7 @@ impl Pipeline {
             Removed::NotKnown => return,
             Removed::Worker { slot, app, .. } => {
                 self.untrack(pid);
+                self.forget_heartbeat(pid);
                 self.lifecycle.forget(pid);
                 let mut stats = self.lock_stats();
                 stats.worker_stopped(&app, slot);
@@ -90,6 +98,7 @@ impl Pipeline {
                 let since = self.master_since.remove(&pid);
                 let launcher = since.is_some_and(|since| ts_ns.saturating_sub(since) < LAUNCHER_NS);
                 for worker in workers {
+                    self.forget_heartbeat(worker);
                     self.lifecycle.forget(worker);
                     if !(launcher && self.adopt_daemon_child(worker, ts_ns)) {
                         self.untrack(worker);
@@ -118,7 +127,7 @@ impl Pipeline {
         let Some(app) = discover::master_app(&self.proc_root, &info) else {
             return false;
         };
-        let adopted = self.adopt_master(&info, app.name, now_ns);
+        let adopted = self.adopt_master(&info, app, now_ns);
         if adopted {
             info!(
                 pid,

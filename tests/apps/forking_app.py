@@ -1,0 +1,42 @@
+"""WSGI app whose worker starts processes of its own: none of them is a Gunicorn worker.
+
+Routes:
+  GET /      200 "hello"
+  GET /spawn runs a Python subprocess to completion, then forks a child that exits at
+             once and reaps it; 200 with the subprocess's output
+  anything else 404
+"""
+
+import os
+import subprocess
+import sys
+
+
+def _respond(start_response, status, body=b""):
+    start_response(
+        status,
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+
+    if path == "/":
+        return _respond(start_response, "200 OK", b"hello")
+
+    if path == "/spawn":
+        done = subprocess.run(
+            [sys.executable, "-c", "print('child')"],
+            capture_output=True,
+            check=True,
+        )
+        pid = os.fork()
+        if pid == 0:
+            # The forked copy must not run the worker's loop or flush its buffers.
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return _respond(start_response, "200 OK", done.stdout.strip())
+
+    return _respond(start_response, "404 Not Found")
