@@ -599,8 +599,17 @@ pub async fn run(
                 guard.clear_ready();
             }
             _ = drain.tick() => drain_ring(&mut pipeline, ring.get_mut()),
-            _ = rescan.tick() => pipeline.scan(),
-            _ = quick.tick(), if pipeline.quick_rescans > 0 => pipeline.quick_rescan(),
+            // A scan forgets processes missing from /proc. Their exit and last requests
+            // may still sit in the ring buffer, so drain it first or those requests would
+            // find no worker to belong to.
+            _ = rescan.tick() => {
+                drain_ring(&mut pipeline, ring.get_mut());
+                pipeline.scan();
+            }
+            _ = quick.tick(), if pipeline.quick_rescans > 0 => {
+                drain_ring(&mut pipeline, ring.get_mut());
+                pipeline.quick_rescan();
+            }
             _ = sample.tick() => pipeline.sample_resources(),
             _ = housekeeping.tick() => {
                 pipeline.refresh_drops();
