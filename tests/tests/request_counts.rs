@@ -1,14 +1,13 @@
 //! Issue-level acceptance: a real Gunicorn's requests counted exactly from the kernel, by
 //! method and status, with the observer started both before and after Gunicorn.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+mod common;
 
+use std::time::{Duration, Instant};
+
+use common::{REQUESTS, by_method_status, total};
 use observer_tests::{Conn, Gunicorn, GunicornOpts, Metrics, Observer};
 
-const REQUESTS: &str = "gunicorn_worker_requests_total";
 const DURATION_BUCKET: &str = "gunicorn_worker_request_duration_seconds_bucket";
 const FAILED: &str = "gunicorn_worker_failed_requests";
 
@@ -19,24 +18,6 @@ const SERVER_ERRORS: usize = 5;
 const POSTS: usize = 3;
 const SLOW: usize = 1;
 const TOTAL: usize = GETS_OK + NOT_FOUND + SERVER_ERRORS + POSTS + SLOW;
-
-/// Requests by (method, status) as the observer reports them for one app.
-fn by_method_status(metrics: &Metrics, app: &str) -> BTreeMap<(String, String), f64> {
-    let mut counts = BTreeMap::new();
-    for sample in metrics.series(REQUESTS) {
-        if sample.label("app") != Some(app) {
-            continue;
-        }
-        let method = sample.label("method").unwrap_or_default().to_owned();
-        let status = sample.label("status").unwrap_or_default().to_owned();
-        *counts.entry((method, status)).or_default() += sample.value;
-    }
-    counts
-}
-
-fn total(metrics: &Metrics, app: &str) -> f64 {
-    metrics.sum(REQUESTS, &[("app", app)])
-}
 
 /// Polls /metrics until the app's request total reaches `want` (the observer drains the
 /// kernel's ring buffer on a short timer), then returns the scrape.
