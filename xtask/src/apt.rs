@@ -30,10 +30,14 @@ pub fn ensure() -> Result<()> {
     if !python_can_make_venvs() {
         wanted.push(VENV_PACKAGE);
     }
+    ensure_packages(&wanted)
+}
 
-    let installed = installed_versions(&wanted);
+/// Installs whichever of `wanted` is missing, running `apt-get update` at most once.
+pub fn ensure_packages(wanted: &[&str]) -> Result<()> {
+    let installed = installed_versions(wanted);
     let mut missing = Vec::new();
-    for package in &wanted {
+    for package in wanted {
         match installed.iter().find(|(name, _)| name == package) {
             Some((_, version)) => println!("ok: apt {package} {version}"),
             None => missing.push(*package),

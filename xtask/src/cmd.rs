@@ -95,6 +95,19 @@ impl Cmd {
         })
     }
 
+    /// Runs with stdout captured as bytes (stderr inherited). `None` when the command
+    /// cannot be started; a non-zero exit is in the status for the caller to judge.
+    pub fn probe_bytes(mut self) -> Option<(ExitStatus, Vec<u8>)> {
+        self.announce();
+        let output = self
+            .inner
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .ok()?;
+        Some((output.status, output.stdout))
+    }
+
     /// Like `probe`, but only a zero exit counts; returns the trimmed stdout.
     pub fn probe_ok(self) -> Option<String> {
         self.probe()

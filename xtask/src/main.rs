@@ -4,6 +4,7 @@
 mod apt;
 mod bootstrap;
 mod cmd;
+mod kernels;
 mod run;
 mod test;
 mod venv;
@@ -34,7 +35,15 @@ enum Command {
         args: Vec<String>,
     },
     /// Bootstrap, then fmt, clippy, release build and the whole test suite, as CI does.
-    Test,
+    Test {
+        /// Instead of the suite: boot each kernel of the matrix (xtask/src/kernels) under
+        /// QEMU and check the observer's counts there (docs/KERNELS.md).
+        #[arg(long)]
+        kernels: bool,
+        /// With --kernels: only the kernels whose release contains this, e.g. `6.1.`.
+        #[arg(long, requires = "kernels")]
+        kernel: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,7 +52,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bootstrap => bootstrap::bootstrap(&root),
         Command::Run { args } => run::run(&root, &args),
-        Command::Test => test::test(&root),
+        Command::Test {
+            kernels: false, ..
+        } => test::test(&root),
+        Command::Test {
+            kernels: true,
+            kernel,
+        } => test::kernels(&root, kernel.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -58,6 +58,25 @@ pub fn test(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask test --kernels`: bootstrap with the matrix's extra packages, a release
+/// build, then every kernel of the matrix under QEMU.
+pub fn kernels(root: &Path, only: Option<&str>) -> Result<()> {
+    if !crate::bootstrap::is_root() {
+        bail!("`cargo xtask test --kernels` runs QEMU and virtiofsd as root: run it as root");
+    }
+    let started = Instant::now();
+    crate::bootstrap::bootstrap(root)?;
+    crate::apt::ensure_packages(crate::kernels::PACKAGES)
+        .context("bootstrap: kernel-matrix packages")?;
+    crate::build_observer(root)?;
+    crate::kernels::test(root, only)?;
+    println!(
+        "xtask test --kernels: done in {:.0} s with bootstrap and build",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn cargo(root: &Path) -> Cmd {
     Cmd::new("cargo").current_dir(root)
 }

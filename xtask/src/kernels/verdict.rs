@@ -1,0 +1,157 @@
+//! Judging one guest run from the files it left on the share: the client's answers and the
+//! observer's `/metrics`, compared with the request mix status by status.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use observer_tests::metrics::Metrics;
+
+/// One kind of request the guest sends: path, the status the app answers it with, count.
+pub type Request = (&'static str, u16, u32);
+
+/// What the guest left behind, as text (a missing file is an empty string).
+#[derive(Default)]
+pub struct GuestFiles {
+    /// `path status count` lines: what the client received.
+    pub client: String,
+    /// The observer's `/metrics` once the counts settled.
+    pub metrics: String,
+    /// The observer's exit code after SIGTERM.
+    pub observer_exit: String,
+    /// The guest script's traceback, when it failed.
+    pub error: String,
+}
+
+/// `Ok(detail)` when every status was counted exactly, else what differed.
+pub fn judge(mix: &[Request], files: &GuestFiles) -> Result<String, String> {
+    if !files.error.trim().is_empty() {
+        return Err(format!("the guest script failed:\n{}", files.error.trim_end()));
+    }
+
+    let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+    for (_, status, count) in mix {
+        *expected.entry(status.to_string()).or_default() += f64::from(*count);
+    }
+    let answered = client_statuses(&files.client);
+    if answered != expected {
+        return Err(format!(
+            "the app did not answer the mix as it should: sent {}, answered {}",
+            show(&expected),
+            show(&answered)
+        ));
+    }
+
+    let metrics = Metrics::parse(&files.metrics)
+        .map_err(|err| format!("/metrics does not parse ({err})"))?;
+    let counted = metrics.by_label("gunicorn_worker_requests_total", &[], "status");
+    if counted != expected {
+        return Err(format!(
+            "gunicorn_worker_requests_total by status: expected {}, counted {}",
+            show(&expected),
+            show(&counted)
+        ));
+    }
+
+    let observer_exit = files.observer_exit.trim();
+    if observer_exit != "0" {
+        return Err(format!(
+            "the observer exited with {observer_exit:?} on SIGTERM, not 0"
+        ));
+    }
+
+    let dropped = metrics.sum("gunicorn_observer_events_dropped_total", &[]);
+    Ok(format!(
+        "requests by status {} exact, {dropped} kernel events dropped",
+        show(&counted)
+    ))
+}
+
+fn client_statuses(client: &str) -> BTreeMap<String, f64> {
+    let mut statuses = BTreeMap::new();
+    for line in client.lines() {
+        let mut words = line.split_whitespace().skip(1);
+        if let (Some(status), Some(Ok(count))) = (words.next(), words.next().map(str::parse::<f64>)) {
+            *statuses.entry(status.to_owned()).or_default() += count;
+        }
+    }
+    statuses
+}
+
+/// `200=20 404=7`
+fn show(by_status: &BTreeMap<String, f64>) -> String {
+    let mut out = String::new();
+    for (status, count) in by_status {
+        let sep = if out.is_empty() { "" } else { " " };
+        write!(out, "{sep}{status}={count}").expect("writing to a String");
+    }
+    if out.is_empty() { "nothing".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIX: &[Request] = &[("/", 200, 3), ("/nope", 404, 2), ("/status/404", 404, 1)];
+
+    fn metrics(ok: u32, not_found: u32) -> String {
+        format!(
+            "# TYPE gunicorn_worker_requests_total counter\n\
+             gunicorn_worker_requests_total{{app=\"m\",method=\"GET\",status=\"200\",worker_id=\"0\"}} {ok}\n\
+             gunicorn_worker_requests_total{{app=\"m\",method=\"GET\",status=\"404\",worker_id=\"1\"}} {not_found}\n\
+             # TYPE gunicorn_observer_events_dropped_total counter\n\
+             gunicorn_observer_events_dropped_total{{reason=\"ringbuf_full\"}} 0\n"
+        )
+    }
+
+    fn files(metrics: String) -> GuestFiles {
+        GuestFiles {
+            client: "/ 200 3\n/nope 404 2\n/status/404 404 1\n".into(),
+            metrics,
+            observer_exit: "0\n".into(),
+            error: String::new(),
+        }
+    }
+
+    #[test]
+    fn exact_counts_pass_with_a_summary() {
+        assert_eq!(
+            judge(MIX, &files(metrics(3, 3))),
+            Ok("requests by status 200=3 404=3 exact, 0 kernel events dropped".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_request_names_both_sides() {
+        assert_eq!(
+            judge(MIX, &files(metrics(3, 2))),
+            Err(
+                "gunicorn_worker_requests_total by status: expected 200=3 404=3, counted \
+                 200=3 404=2"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn wrong_answers_script_errors_and_bad_exits_fail() {
+        let mut wrong = files(metrics(3, 3));
+        wrong.client = "/ 200 3\n/nope 500 2\n/status/404 404 1\n".into();
+        assert_eq!(
+            judge(MIX, &wrong),
+            Err("the app did not answer the mix as it should: sent 200=3 404=3, answered \
+                 200=3 404=1 500=2"
+                .into())
+        );
+
+        let mut crashed = files(String::new());
+        crashed.error = "Traceback ...\nRuntimeError: observer ready: the process exited with 1\n".into();
+        assert!(judge(MIX, &crashed).unwrap_err().ends_with("exited with 1"));
+
+        let mut unclean = files(metrics(3, 3));
+        unclean.observer_exit = "-9\n".into();
+        assert_eq!(
+            judge(MIX, &unclean),
+            Err("the observer exited with \"-9\" on SIGTERM, not 0".into())
+        );
+    }
+}
