@@ -12,6 +12,7 @@ Inputs, written by the host into /opt/kernel-matrix before the boot:
 
 import http.client
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,8 @@ GUNICORN_PORT = 8000
 # Generous: under TCG the verifier, Python's start-up and Gunicorn's boot are all slow.
 READY_TIMEOUT = 180
 COUNT_TIMEOUT = 60
+# Label values here never hold quotes or backslashes.
+LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def log(message):
@@ -65,21 +68,24 @@ def wait_until(what, timeout, check, process=None):
     raise RuntimeError(f"{what}: not within {timeout} s")
 
 
-def workers_seen(text):
-    """The gunicorn_workers gauge, summed over instances."""
-    total = 0.0
+def samples(text, name):
+    """(labels, value) of every series of `name` in an exposition."""
+    found = []
     for line in text.splitlines():
-        if line.startswith("gunicorn_workers{") or line.startswith("gunicorn_workers "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        if line.startswith(name + "{"):
+            labels, value = line[len(name) + 1 :].rsplit("} ", 1)
+            found.append((dict(LABEL.findall(labels)), float(value)))
+        elif line.startswith(name + " "):
+            found.append(({}, float(line.rsplit(" ", 1)[1])))
+    return found
 
 
-def requests_counted(text):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("gunicorn_worker_requests_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+def total(text, name):
+    return sum(value for _, value in samples(text, name))
+
+
+def worker_pids(text):
+    return sorted(labels["pid"] for labels, value in samples(text, "gunicorn_worker_info") if value == 1)
 
 
 def metrics():
@@ -95,6 +101,13 @@ def read_mix():
                 path, count = line.split()
                 mix.append((path, int(count)))
     return mix
+
+
+def send(mix, answered):
+    for path, count in mix:
+        for _ in range(count):
+            status, _ = get(GUNICORN_PORT, path)
+            answered[(path, status)] = answered.get((path, status), 0) + 1
 
 
 def stop(process, name):
@@ -123,8 +136,10 @@ def run(processes):
             os.path.join(HOME, "gunicorn-observer"),
             "--listen",
             f"127.0.0.1:{OBSERVER_PORT}",
+            # No rescan during the run: Gunicorn's master must be found by the exec
+            # tracepoint and its workers by the fork one, the paths that differ by kernel.
             "--rescan-secs",
-            "1",
+            "3600",
         ],
         stdout=observer_log,
         stderr=subprocess.STDOUT,
@@ -167,27 +182,46 @@ def run(processes):
     wait_until(
         "observer sees 2 workers",
         READY_TIMEOUT,
-        lambda: workers_seen(metrics()) == 2,
+        lambda: total(metrics(), "gunicorn_workers") == 2,
         gunicorn,
     )
     log("the observer sees Gunicorn's 2 workers")
 
     answered = {}
-    for path, count in mix:
-        for _ in range(count):
-            status, _ = get(GUNICORN_PORT, path)
-            answered[(path, status)] = answered.get((path, status), 0) + 1
+    send(mix, answered)
+
+    # A worker killed from outside exercises what moves between kernels beyond the socket
+    # tracepoints: signal_generate's record layout, task_struct's exit_code, and the fork
+    # of the replacement, which must then be followed from its first request.
+    before = worker_pids(metrics())
+    victim = int(before[0])
+    log(f"killing worker {victim}")
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced():
+        pids = worker_pids(metrics())
+        return len(pids) == 2 and str(victim) not in pids
+
+    # The host judges the restart's reason; here only the replacement matters.
+    wait_until("a replacement worker seen", READY_TIMEOUT, replaced, gunicorn)
+    log("the replacement worker is seen")
+    send(mix, answered)
+
     write(
         "client.txt",
         "".join(f"{path} {status} {n}\n" for (path, status), n in sorted(answered.items())),
     )
-    sent = sum(count for _, count in mix)
+    sent = sum(answered.values())
     log(f"sent {sent} requests")
 
     # Counting lags the answers by the observer's drain interval; wait for the total, then
     # leave the judging of each status to the host.
     try:
-        wait_until("all requests counted", COUNT_TIMEOUT, lambda: requests_counted(metrics()) >= sent)
+        wait_until(
+            "all requests counted",
+            COUNT_TIMEOUT,
+            lambda: total(metrics(), "gunicorn_worker_requests_total") >= sent,
+        )
     except RuntimeError as err:
         log(str(err))
     write("metrics.txt", metrics())
@@ -206,6 +240,11 @@ def main():
         return 0
     except Exception:
         write("error.txt", traceback.format_exc())
+        # What the observer saw so far, for the host to show beside the error.
+        try:
+            write("metrics.txt", metrics())
+        except OSError:
+            pass
         log("failed:\n" + traceback.format_exc())
         for name, process in processes.items():
             stop(process, name)

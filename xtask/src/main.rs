@@ -52,9 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bootstrap => bootstrap::bootstrap(&root),
         Command::Run { args } => run::run(&root, &args),
-        Command::Test {
-            kernels: false, ..
-        } => test::test(&root),
+        Command::Test { kernels: false, .. } => test::test(&root),
         Command::Test {
             kernels: true,
             kernel,

@@ -183,5 +183,8 @@ fn wait_for_socket(socket: &Path, virtiofsd: &mut Owned) -> Result<()> {
         }
         sleep(Duration::from_millis(50));
     }
-    bail!("virtiofsd created no socket at {} within 10 s", socket.display())
+    bail!(
+        "virtiofsd created no socket at {} within 10 s",
+        socket.display()
+    )
 }

@@ -5,9 +5,19 @@
 
 /// One archive member.
 pub enum Entry<'a> {
-    Dir { path: &'a str },
-    File { path: &'a str, mode: u32, data: &'a [u8] },
-    CharDevice { path: &'a str, major: u32, minor: u32 },
+    Dir {
+        path: &'a str,
+    },
+    File {
+        path: &'a str,
+        mode: u32,
+        data: &'a [u8],
+    },
+    CharDevice {
+        path: &'a str,
+        major: u32,
+        minor: u32,
+    },
 }
 
 const S_IFDIR: u32 = 0o040_000;
@@ -77,7 +87,7 @@ fn member(
 }
 
 fn pad(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -114,7 +124,7 @@ mod tests {
         // The trailer closes the archive, and the whole is 4-byte aligned.
         let trailer = &bytes[236..];
         assert_eq!(&trailer[110..121], b"TRAILER!!!\0");
-        assert_eq!(bytes.len() % 4, 0);
+        assert!(bytes.len().is_multiple_of(4));
         assert_eq!(bytes.len(), 236 + 124);
     }
 

@@ -79,5 +79,8 @@ fn download(downloads: &Path, kernel: &Kernel) -> Result<PathBuf> {
             return Ok(path);
         }
     }
-    bail!("apt-get download {spec} left no .deb in {}", downloads.display())
+    bail!(
+        "apt-get download {spec} left no .deb in {}",
+        downloads.display()
+    )
 }

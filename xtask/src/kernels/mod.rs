@@ -55,7 +55,11 @@ impl Kernel {
 }
 
 /// What the guest sends, and what the app answers: exact counts by status are the check.
-const MIX: &[Request] = &[("/", 200, 20), ("/missing", 404, 7), ("/status/503", 503, 3)];
+const MIX: &[Request] = &[
+    ("/", 200, 20),
+    ("/missing", 404, 7),
+    ("/status/503", 503, 3),
+];
 
 /// Debian packages the matrix needs on the host, beyond the normal suite's.
 pub const PACKAGES: &[&str] = &[
@@ -116,7 +120,8 @@ pub fn test(root: &Path, only: Option<&str>) -> Result<()> {
 /// The files every guest uses, copied into the shared root's `/opt/kernel-matrix`.
 fn stage_guest(root: &Path, share: &Path) -> Result<()> {
     let home = share.join("opt/kernel-matrix");
-    fs::create_dir_all(home.join("apps")).with_context(|| format!("creating {}", home.display()))?;
+    fs::create_dir_all(home.join("apps"))
+        .with_context(|| format!("creating {}", home.display()))?;
     let copies = [
         (crate::observer_bin(root), home.join("gunicorn-observer")),
         (root.join("tests/kernels/guest.py"), home.join("guest.py")),
@@ -151,7 +156,11 @@ fn run_kernel(
     let initramfs = run_dir.join("initramfs.cpio");
     let modules = modules::needed(&kernel_dir, release)?;
     let names: Vec<&str> = modules.iter().map(|module| module.file.as_str()).collect();
-    println!("kernel {release}: modules to load: {}", names.join(" "));
+    if names.is_empty() {
+        println!("kernel {release}: virtio-pci and virtiofs are built in");
+    } else {
+        println!("kernel {release}: modules to load: {}", names.join(" "));
+    }
     write_initramfs(root, &initramfs, &modules)?;
 
     // The guest writes its results here; clear the previous kernel's.
@@ -190,9 +199,9 @@ fn run_kernel(
 
     let failure = |what: String| -> anyhow::Error {
         anyhow::anyhow!(
-            "{what}\n--- observer log (tail) ---\n{}\n--- console (tail) ---\n{}\n\
+            "{what}\n--- observer log ---\n{}\n--- console (tail) ---\n{}\n\
              (everything is in {})",
-            tail(&read("observer.log"), 40),
+            observer_excerpt(&read("observer.log")),
             tail(&console, 30),
             run_dir.display()
         )
@@ -214,7 +223,10 @@ fn write_initramfs(root: &Path, path: &Path, modules: &[modules::Module]) -> Res
     let busybox = fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX}"))?;
     let init_path = root.join("tests/kernels/init");
     let init = fs::read(&init_path).with_context(|| format!("reading {}", init_path.display()))?;
-    let order: String = modules.iter().map(|module| format!("{}\n", module.file)).collect();
+    let order: String = modules
+        .iter()
+        .map(|module| format!("{}\n", module.file))
+        .collect();
     let module_paths: Vec<String> = modules
         .iter()
         .map(|module| format!("modules/{}", module.file))
@@ -265,6 +277,15 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
             .with_context(|| format!("copying {}", entry.path().display()))?;
     }
     Ok(())
+}
+
+/// A verifier rejection whole (aya puts the verifier's log in the error, and its last lines
+/// say why), anything else by its tail.
+fn observer_excerpt(log: &str) -> String {
+    match log.find("Verifier output") {
+        Some(at) => tail(&log[log[..at].rfind('\n').map_or(0, |nl| nl + 1)..], 400),
+        None => tail(log, 40),
+    }
 }
 
 /// The last `lines` lines of `text`.

@@ -168,7 +168,10 @@ mod tests {
     fn reads_the_depends_entry_between_its_neighbours() {
         let modinfo = b"\x7fELF...\0license=GPL\0depends=virtio,virtio_ring,fuse\0retpoline=Y\0";
         assert_eq!(depends(modinfo), ["virtio", "virtio_ring", "fuse"]);
-        assert_eq!(depends(b"\0license=GPL\0depends=\0name=virtio\0"), [] as [&str; 0]);
+        assert_eq!(
+            depends(b"\0license=GPL\0depends=\0name=virtio\0"),
+            [] as [&str; 0]
+        );
         assert_eq!(depends(b"\0license=GPL\0"), [] as [&str; 0]);
     }
 }
