@@ -63,6 +63,11 @@ pub fn tracefs_root() -> Option<&'static str> {
         .find(|root| Path::new(root).join("events").is_dir())
 }
 
+/// The running kernel's release (`uname -r`), for logs.
+pub fn kernel_release() -> Option<String> {
+    read_release().ok().map(|release| release.trim().to_owned())
+}
+
 fn read_release() -> Result<String, PreflightError> {
     const PATH: &str = "/proc/sys/kernel/osrelease";
     fs::read_to_string(PATH).map_err(|err| PreflightError::KernelUnknown {

@@ -35,6 +35,23 @@ impl Probes {
         let offsets = btf::task_offsets_from(btf::VMLINUX_BTF)?;
         let root = crate::preflight::tracefs_root().ok_or(TracefsError::NotMounted)?;
         let layouts = tracefs::tracepoint_offsets(std::path::Path::new(root))?;
+        // Logged before the verifier runs, so a rejection on an unfamiliar kernel comes with
+        // the layouts the programs were given (docs/KERNELS.md).
+        tracing::info!(
+            kernel = crate::preflight::kernel_release()
+                .as_deref()
+                .unwrap_or("unknown"),
+            fork_hook = "tp_btf/sched_process_fork",
+            task_offsets = "BTF",
+            task_pid = offsets.pid,
+            task_tgid = offsets.tgid,
+            task_exit_code = offsets.exit_code,
+            tracepoint_layouts = root,
+            signal_pid = layouts.signal_pid,
+            signal_code = layouts.signal_code,
+            victim_pid = layouts.victim_pid,
+            "kernel layouts read"
+        );
         let kernel_btf = aya::Btf::from_sys_fs().map_err(LoadError::KernelBtf)?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&kernel_btf))
@@ -43,13 +60,6 @@ impl Probes {
             .load(OBJECT)
             .map_err(LoadError::Object)?;
         let attached = attach::attach_all(&mut ebpf, &kernel_btf)?;
-        tracing::debug!(
-            attached,
-            pid = offsets.pid,
-            tgid = offsets.tgid,
-            exit_code = offsets.exit_code,
-            "kernel programs attached"
-        );
         Ok(Self { ebpf, attached })
     }
 
