@@ -140,6 +140,9 @@ def run(processes):
             # tracepoint and its workers by the fork one, the paths that differ by kernel.
             "--rescan-secs",
             "3600",
+            # Heartbeats are read on the sample tick; a short one lets the run settle sooner.
+            "--sample-secs",
+            "1",
         ],
         stdout=observer_log,
         stderr=subprocess.STDOUT,
@@ -214,14 +217,16 @@ def run(processes):
     sent = sum(answered.values())
     log(f"sent {sent} requests")
 
-    # Counting lags the answers by the observer's drain interval; wait for the total, then
-    # leave the judging of each status to the host.
+    # Counting lags the answers by the observer's drain interval, heartbeats by its sample
+    # tick; wait for the total and a heartbeat of each worker, then leave the judging of
+    # each number to the host.
+    def settled():
+        text = metrics()
+        counted = total(text, "gunicorn_worker_requests_total")
+        return counted >= sent and len(samples(text, "gunicorn_worker_heartbeat_age_seconds")) == 2
+
     try:
-        wait_until(
-            "all requests counted",
-            COUNT_TIMEOUT,
-            lambda: total(metrics(), "gunicorn_worker_requests_total") >= sent,
-        )
+        wait_until("all requests counted", COUNT_TIMEOUT, settled)
     except RuntimeError as err:
         log(str(err))
     write("metrics.txt", metrics())

@@ -11,6 +11,8 @@ pub type Request = (&'static str, u16, u32);
 
 /// The guest sends the mix once before and once after it kills one worker with SIGKILL.
 pub const ROUNDS: u32 = 2;
+/// Gunicorn's `--workers` in the guest.
+const WORKERS: usize = 2;
 /// That kill, as the observer must classify it: the guest script is neither the worker
 /// nor its master.
 const RESTARTS: &[(&str, f64)] = &[("external_signal", 1.0)];
@@ -75,6 +77,18 @@ pub fn judge(mix: &[Request], files: &GuestFiles) -> Result<String, String> {
         ));
     }
 
+    // A sync worker touches its heartbeat file before every accept (`utimensat`), so both
+    // live workers must have one.
+    let beating = metrics
+        .series("gunicorn_worker_heartbeat_age_seconds")
+        .count();
+    if beating != WORKERS {
+        return Err(format!(
+            "gunicorn_worker_heartbeat_age_seconds has {beating} series, not one per worker \
+             ({WORKERS})"
+        ));
+    }
+
     let observer_exit = files.observer_exit.trim();
     if observer_exit != "0" {
         return Err(format!(
@@ -130,6 +144,9 @@ mod tests {
              # TYPE gunicorn_master_worker_restart_total counter\n\
              gunicorn_master_worker_restart_total{{app=\"m\",reason=\"crash\"}} 0\n\
              gunicorn_master_worker_restart_total{{app=\"m\",reason=\"external_signal\"}} 1\n\
+             # TYPE gunicorn_worker_heartbeat_age_seconds gauge\n\
+             gunicorn_worker_heartbeat_age_seconds{{app=\"m\",worker_id=\"0\"}} 0.25\n\
+             gunicorn_worker_heartbeat_age_seconds{{app=\"m\",worker_id=\"1\"}} 1.5\n\
              # TYPE gunicorn_observer_events_dropped_total counter\n\
              gunicorn_observer_events_dropped_total{{reason=\"ringbuf_full\"}} 0\n"
         )
@@ -164,6 +181,20 @@ mod tests {
                 "gunicorn_worker_requests_total by status: expected 200=6 404=6, counted \
                  200=6 404=5"
                     .into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_worker_without_heartbeat_fails() {
+        let silent = metrics(6, 6).replace(
+            "gunicorn_worker_heartbeat_age_seconds{app=\"m\",worker_id=\"1\"} 1.5\n",
+            "",
+        );
+        assert_eq!(
+            judge(MIX, &files(silent)),
+            Err(
+                "gunicorn_worker_heartbeat_age_seconds has 1 series, not one per worker (2)".into()
             )
         );
     }
