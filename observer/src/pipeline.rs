@@ -217,6 +217,7 @@ impl Pipeline {
         }
         drop(stats);
         self.update_gauges();
+        self.first_worker_forked(master);
     }
 
     /// Drops processes whose exit event was lost (ring buffer overflow, or an exit while

@@ -10,7 +10,14 @@ impl Pipeline {
     /// Samples the accept queues of every instance's listeners, on the sample interval.
     pub(super) fn sample_queues(&mut self) {
         let masters = self.registry.masters();
-        let sample = queue::sample_listeners(&self.proc_root, &masters);
+        let instances: Vec<(u32, Vec<u32>)> = masters
+            .iter()
+            .map(|&master| {
+                let workers = self.registry.workers_of(master);
+                (master, workers.into_iter().map(|(pid, _)| pid).collect())
+            })
+            .collect();
+        let sample = queue::sample_listeners(&self.proc_root, &instances);
         for reason in &sample.errors {
             self.count_queue_error(reason);
         }
@@ -26,6 +33,15 @@ impl Pipeline {
             if let Some(app) = self.registry.app(*master) {
                 stats.set_listeners(&app, listeners);
             }
+        }
+    }
+
+    /// A worker of `master` was forked. Its instance's listeners are sampled at once if
+    /// they are not known yet, so the kernel stamps handshakes on their ports before the
+    /// worker's first accept rather than a sample interval later.
+    pub(super) fn first_worker_forked(&mut self, master: u32) {
+        if !self.listeners.knows(master) {
+            self.sample_queues();
         }
     }
 

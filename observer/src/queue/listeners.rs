@@ -1,8 +1,10 @@
 //! Which listening sockets belong to which Gunicorn instance, and one sample of their
 //! queues.
 //!
-//! Gunicorn's master opens the listeners and its workers inherit them, so the master's fd
-//! table names them all by socket inode. The queues are then read with one dump per address
+//! Gunicorn's master opens the listeners and its workers inherit them, so a listening
+//! socket in both the master's and a worker's fd table is one of the instance's. The
+//! master's own listeners stay out: Gunicorn 27's control socket (`gunicorn.ctl`) is a unix
+//! listener its workers do not hold. The queues are then read with one dump per address
 //! family per network namespace, however many instances share it.
 
 use std::{
@@ -54,18 +56,43 @@ fn netns_of(proc_root: &Path, pid: &str) -> Option<String> {
     Some(link.to_string_lossy().into_owned())
 }
 
-/// Samples the accept queues of every listener of `masters`.
-pub fn sample_listeners(proc_root: &Path, masters: &[u32]) -> ListenerSample {
+/// The sockets an instance serves on: those of the master that its first readable worker
+/// also holds. `Ok(None)` while it has no worker to compare with (booting, or every worker
+/// being replaced), which is not an error; an unreadable master is.
+fn served_inodes(
+    proc_root: &Path,
+    master: u32,
+    workers: &[u32],
+) -> Result<Option<HashSet<u64>>, &'static str> {
+    let mut mine = socket_inodes(proc_root, master).ok_or("fd_table_unreadable")?;
+    let Some(worker) = workers
+        .iter()
+        .find_map(|worker| socket_inodes(proc_root, *worker))
+    else {
+        return Ok(None);
+    };
+    mine.retain(|inode| worker.contains(inode));
+    Ok(Some(mine))
+}
+
+/// Samples the accept queues of every listener of `instances`: (master, its workers).
+pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> ListenerSample {
     let mut sample = ListenerSample::default();
     let own_netns = netns_of(proc_root, "self");
 
     // Group the masters by network namespace: one dump serves them all.
     let mut by_netns: HashMap<String, Vec<(u32, HashSet<u64>)>> = HashMap::new();
-    for &master in masters {
-        let tables = socket_inodes(proc_root, master).zip(netns_of(proc_root, &master.to_string()));
-        match tables {
-            Some((inodes, netns)) => by_netns.entry(netns).or_default().push((master, inodes)),
-            None => sample.errors.push("fd_table_unreadable"),
+    for (master, workers) in instances {
+        let master = *master;
+        let served = served_inodes(proc_root, master, workers);
+        match (served, netns_of(proc_root, &master.to_string())) {
+            (Ok(Some(inodes)), Some(netns)) => {
+                by_netns.entry(netns).or_default().push((master, inodes))
+            }
+            (Ok(None), _) => {}
+            (Err(reason), _) => sample.errors.push(reason),
+            // The master exited between the two reads.
+            (Ok(Some(_)), None) => sample.errors.push("fd_table_unreadable"),
         }
     }
 
@@ -118,8 +145,14 @@ mod tests {
         let queued = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
         let me = std::process::id();
 
-        let sample = sample_listeners(Path::new("/proc"), &[me, u32::MAX]);
+        // This process plays both master and worker: every listener is shared.
+        let sample = sample_listeners(
+            Path::new("/proc"),
+            &[(me, vec![me]), (u32::MAX, vec![u32::MAX]), (1, vec![])],
+        );
+        // A master that is gone is an error; one without a worker yet (pid 1 here) is not.
         assert_eq!(sample.errors, vec!["fd_table_unreadable"]);
+        assert!(!sample.by_master.contains_key(&1));
         let mine = &sample.by_master[&me];
         let label = |l: &std::net::TcpListener| l.local_addr().unwrap().to_string();
         let find = |name: String| mine.iter().find(|l| l.addr.label() == name).cloned();

@@ -53,6 +53,11 @@ impl ListenerIndex {
         self.tcp.insert(master, tcp);
     }
 
+    /// Whether `master`'s listeners have been sampled (it has a worker that could be read).
+    pub fn knows(&self, master: u32) -> bool {
+        self.tcp.contains_key(&master)
+    }
+
     /// Forgets the masters not in `live`.
     pub fn retain(&mut self, live: &[u32]) {
         self.tcp.retain(|master, _| live.contains(master));
