@@ -16,9 +16,11 @@ pub const DROP_TRACKED_TABLE_FULL: u32 = 5;
 pub const DROP_UNMATCHED_EXIT: u32 = 6;
 /// A field of a tracepoint record could not be read, or userspace gave no layout for it.
 pub const DROP_READ_TRACEPOINT: u32 = 7;
+/// The handshake map refused an insert, so a connection's queue wait goes unmeasured.
+pub const DROP_HANDSHAKE_TABLE_FULL: u32 = 8;
 
 /// Number of slots in the per-CPU drop array.
-pub const DROP_REASONS: u32 = 8;
+pub const DROP_REASONS: u32 = 9;
 
 /// Metric label for each reason, indexed by the constants above.
 pub const DROP_REASON_NAMES: [&str; DROP_REASONS as usize] = [
@@ -30,4 +32,5 @@ pub const DROP_REASON_NAMES: [&str; DROP_REASONS as usize] = [
     "tracked_table_full",
     "unmatched_exit",
     "read_tracepoint_failed",
+    "handshake_table_full",
 ];

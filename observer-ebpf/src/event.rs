@@ -26,6 +26,8 @@ pub enum EventKind {
     Signal = 7,
     /// The OOM killer chose a tracked process as its victim ([`OomEvent`]).
     OomVictim = 8,
+    /// A worker accepted a TCP connection from a tracked listener ([`QueueWaitEvent`]).
+    QueueWait = 9,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -41,6 +43,7 @@ impl TryFrom<u32> for EventKind {
             6 => Self::Close,
             7 => Self::Signal,
             8 => Self::OomVictim,
+            9 => Self::QueueWait,
             other => return Err(other),
         })
     }
@@ -207,6 +210,22 @@ pub struct OomEvent {
     pub reserved: u32,
 }
 
+/// How long an accepted TCP connection waited in its listener's accept queue. The header's
+/// `fd` is the accepted socket and `ts_ns` the accept's return.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueWaitEvent {
+    pub header: EventHeader,
+    pub listen_fd: i32,
+    /// The listener's port (host order) from the handshake, 0 when unmatched.
+    pub local_port: u16,
+    /// `AF_INET` or `AF_INET6`: the accepted socket's family.
+    pub family: u16,
+    /// When the handshake completed, or 0 when the kernel saw no handshake for this peer
+    /// (it completed before the listener's port was known, or its entry was evicted).
+    pub handshake_ns: u64,
+}
+
 // The layouts are part of the kernel/userspace contract: fail the build if padding appears.
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<ProcEvent>() == 40);
@@ -216,3 +235,4 @@ const _: () = assert!(core::mem::size_of::<DataEvent>() == 40 + CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
 const _: () = assert!(core::mem::size_of::<SignalEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<OomEvent>() == 32);
+const _: () = assert!(core::mem::size_of::<QueueWaitEvent>() == 40);

@@ -10,6 +10,7 @@ pub mod drops;
 pub mod event;
 pub mod layout;
 pub mod limits;
+pub mod queue;
 pub mod tracked;
 
 #[cfg(feature = "user")]

@@ -2,6 +2,7 @@
 
 use crate::{
     layout::TracepointOffsets,
+    queue::{Handshake, PeerKey, SockStateOffsets},
     tracked::{ConnKey, TaskOffsets},
 };
 
@@ -10,3 +11,9 @@ use crate::{
 unsafe impl aya::Pod for ConnKey {}
 unsafe impl aya::Pod for TaskOffsets {}
 unsafe impl aya::Pod for TracepointOffsets {}
+
+// SAFETY: the queue-wait types are #[repr(C)], Copy, integers only, and their sizes are
+// asserted free of padding in `queue.rs`.
+unsafe impl aya::Pod for PeerKey {}
+unsafe impl aya::Pod for Handshake {}
+unsafe impl aya::Pod for SockStateOffsets {}

@@ -9,7 +9,7 @@ use std::mem::size_of;
 use observer_ebpf::{
     event::{
         AcceptEvent, CLOSE_CLOSE, CLOSE_SHUTDOWN, CloseEvent, DATA_EVENT_HEADER_LEN, DataEvent,
-        EventHeader, EventKind, OomEvent, ProcEvent, SignalEvent, Syscall,
+        EventHeader, EventKind, OomEvent, ProcEvent, QueueWaitEvent, SignalEvent, Syscall,
     },
     limits::CAPTURE_LEN,
 };
@@ -70,6 +70,18 @@ pub enum Event<'a> {
         pid: u32,
         ts_ns: u64,
     },
+    /// A worker accepted a TCP connection; how long it queued.
+    QueueWait {
+        tgid: u32,
+        listen_fd: i32,
+        /// The listener's port; 0 when no handshake was seen.
+        local_port: u16,
+        family: u16,
+        /// When the handshake completed, or `None` when the kernel saw none for this peer.
+        handshake_ns: Option<u64>,
+        /// When the accept returned.
+        ts_ns: u64,
+    },
 }
 
 impl Event<'_> {
@@ -85,6 +97,7 @@ impl Event<'_> {
             Self::Close { .. } => "close",
             Self::Signal { .. } => "signal",
             Self::OomVictim { .. } => "oom_victim",
+            Self::QueueWait { .. } => "queue_wait",
         }
     }
 }
@@ -210,6 +223,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
             let oom: OomEvent = read(bytes, "OOM event")?;
             Event::OomVictim {
                 pid: oom.victim_pid,
+                ts_ns,
+            }
+        }
+        EventKind::QueueWait => {
+            let wait: QueueWaitEvent = read(bytes, "queue-wait event")?;
+            Event::QueueWait {
+                tgid: header.tgid,
+                listen_fd: wait.listen_fd,
+                local_port: wait.local_port,
+                family: wait.family,
+                handshake_ns: (wait.handshake_ns != 0).then_some(wait.handshake_ns),
                 ts_ns,
             }
         }
@@ -469,6 +493,49 @@ mod tests {
                 pid: 4250,
                 ts_ns: 1_000_000
             }
+        );
+    }
+
+    #[test]
+    fn queue_waits_with_and_without_a_handshake() {
+        let matched = QueueWaitEvent {
+            header: header(EventKind::QueueWait, 7),
+            listen_fd: 5,
+            local_port: 8000,
+            family: 2,
+            handshake_ns: 400_000,
+        };
+        assert_eq!(
+            decode(&as_bytes(&matched)).unwrap(),
+            Event::QueueWait {
+                tgid: 4242,
+                listen_fd: 5,
+                local_port: 8000,
+                family: 2,
+                handshake_ns: Some(400_000),
+                ts_ns: 1_000_000
+            }
+        );
+        let unmatched = QueueWaitEvent {
+            local_port: 0,
+            handshake_ns: 0,
+            ..matched
+        };
+        assert!(matches!(
+            decode(&as_bytes(&unmatched)).unwrap(),
+            Event::QueueWait {
+                handshake_ns: None,
+                local_port: 0,
+                ..
+            }
+        ));
+        assert_eq!(
+            decode(&as_bytes(&matched)[..32]),
+            Err(DecodeError::Short {
+                what: "queue-wait event",
+                len: 32,
+                need: 40
+            })
         );
     }
 }

@@ -16,4 +16,5 @@ pub mod lifecycle;
 pub mod load;
 pub mod pipeline;
 pub mod preflight;
+pub mod queue;
 pub mod sample;

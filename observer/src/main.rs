@@ -22,7 +22,7 @@ use tracing_subscriber::EnvFilter;
 use gunicorn_observer::{
     aggregate::Stats,
     cli::Args,
-    export::{GunicornCollector, ObserverMetrics, server},
+    export::{GunicornCollector, ObserverMetrics, QueueCollector, server},
     load::Probes,
     pipeline::{self, Intervals, Pipeline},
     preflight,
@@ -85,6 +85,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     registry
         .register(Box::new(GunicornCollector::new(Arc::clone(&stats))))
         .context("registering the Gunicorn metrics")?;
+    registry
+        .register(Box::new(QueueCollector::new(Arc::clone(&stats))))
+        .context("registering the listen-queue metrics")?;
     let metrics = ObserverMetrics::register(&registry).context("registering self-metrics")?;
 
     let sampler = Sampler::new().context("reading the clock tick and page size")?;

@@ -3,6 +3,7 @@
 //! Everything on the event path runs on one task and owns its state outright (no locks but
 //! the statistics shared with the exporter, taken once per drained batch).
 
+mod queue;
 mod workers;
 
 use std::{
@@ -55,6 +56,10 @@ pub struct Pipeline {
     /// When each master adopted outside a scan was first seen (CLOCK_MONOTONIC ns), to
     /// recognise a `--daemon` launcher that exits right after forking.
     master_since: HashMap<u32, u64>,
+    /// Each instance's TCP listeners, to attribute queue waits (see `pipeline/queue.rs`).
+    listeners: crate::queue::ListenerIndex,
+    /// The ports in the kernel's `LISTEN_PORTS` map.
+    watched_ports: std::collections::BTreeSet<u16>,
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -82,6 +87,8 @@ impl Pipeline {
             proc_root,
             quick_rescans: 0,
             master_since: HashMap::new(),
+            listeners: Default::default(),
+            watched_ports: Default::default(),
         }
     }
 
@@ -210,6 +217,7 @@ impl Pipeline {
         }
         drop(stats);
         self.update_gauges();
+        self.first_worker_forked(master);
     }
 
     /// Drops processes whose exit event was lost (ring buffer overflow, or an exit while
@@ -347,6 +355,14 @@ impl Pipeline {
                 self.signal(target, seen);
             }
             Event::OomVictim { pid, .. } => self.oom_victim(pid),
+            Event::QueueWait {
+                tgid,
+                local_port,
+                family,
+                handshake_ns,
+                ts_ns,
+                ..
+            } => self.queue_wait(tgid, local_port, family, handshake_ns, ts_ns),
         }
     }
 
@@ -610,7 +626,10 @@ pub async fn run(
                 drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.quick_rescan();
             }
-            _ = sample.tick() => pipeline.sample_resources(),
+            _ = sample.tick() => {
+                pipeline.sample_resources();
+                pipeline.sample_queues();
+            }
             _ = housekeeping.tick() => {
                 pipeline.refresh_drops();
                 pipeline.update_gauges();

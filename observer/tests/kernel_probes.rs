@@ -15,8 +15,8 @@ use observer_ebpf::{
     drops::DROP_REASONS,
     event::{
         AcceptEvent, CLOSE_CLOSE, CLOSE_SHUTDOWN, CloseEvent, DATA_EVENT_HEADER_LEN, DataEvent,
-        EventHeader, EventKind, OomEvent, ProcEvent, SIGNAL_DELIVERED, SIGNAL_IGNORED, SignalEvent,
-        Syscall,
+        EventHeader, EventKind, OomEvent, ProcEvent, QueueWaitEvent, SIGNAL_DELIVERED,
+        SIGNAL_IGNORED, SignalEvent, Syscall,
     },
     limits::CAPTURE_LEN,
     tracked::{ConnKey, ROLE_MASTER, ROLE_WORKER},
@@ -120,6 +120,7 @@ enum Record {
     Close(CloseEvent),
     Signal(SignalEvent),
     Oom(OomEvent),
+    QueueWait(QueueWaitEvent),
 }
 
 impl Record {
@@ -131,6 +132,7 @@ impl Record {
             Self::Close(e) => &e.header,
             Self::Signal(e) => &e.header,
             Self::Oom(e) => &e.header,
+            Self::QueueWait(e) => &e.header,
         }
     }
 
@@ -139,6 +141,14 @@ impl Record {
         let text = match self {
             Self::Proc(..) | Self::Signal(_) | Self::Oom(_) => return None,
             Self::Accept(e) => format!("accept listen_fd={} family={}", e.listen_fd, e.family),
+            // A stamp must come before the accept that returned the connection.
+            Self::QueueWait(e) => format!(
+                "queue_wait listen_fd={} local_port={} family={} stamped={}",
+                e.listen_fd,
+                e.local_port,
+                e.family,
+                e.handshake_ns != 0 && e.handshake_ns <= e.header.ts_ns
+            ),
             Self::Data(e) => {
                 let call = Syscall::try_from(e.syscall).unwrap();
                 let bytes = &e.data[..e.captured as usize];
@@ -167,6 +177,7 @@ fn decode(bytes: &[u8]) -> Record {
         EventKind::Close => Record::Close(read(bytes)),
         EventKind::Signal => Record::Signal(read(bytes)),
         EventKind::OomVictim => Record::Oom(read(bytes)),
+        EventKind::QueueWait => Record::QueueWait(read(bytes)),
         EventKind::Data => {
             assert!(bytes.len() >= DATA_EVENT_HEADER_LEN);
             // SAFETY: as above; the payload beyond `captured` stays zero.
@@ -215,7 +226,7 @@ fn exchange(port: u16, i: usize) -> Vec<u8> {
 }
 
 /// What the worker's records for exchange `i` must be, in order (fds checked separately).
-fn expected_exchange(i: usize, listen_fd: i32) -> Vec<String> {
+fn expected_exchange(i: usize, listen_fd: i32, port: u16) -> Vec<String> {
     let request_len = request(i).len();
     let captured = match (i >= 4, i % 4) {
         (false, _) => request_len,
@@ -231,6 +242,10 @@ fn expected_exchange(i: usize, listen_fd: i32) -> Vec<String> {
     };
     let mut records = vec![
         format!("accept listen_fd={listen_fd} family={}", libc::AF_INET),
+        format!(
+            "queue_wait listen_fd={listen_fd} local_port={port} family={} stamped=true",
+            libc::AF_INET
+        ),
         format!("{inbound} ret={request_len} captured={captured} \"GET /{i}\""),
         format!(
             "{outbound} ret={} captured={} \"HTTP/1\"",
@@ -255,7 +270,7 @@ fn expected_exchange(i: usize, listen_fd: i32) -> Vec<String> {
 #[test]
 fn follows_a_forked_worker_exactly() {
     let mut probes = Probes::load().unwrap_or_else(|err| panic!("{:#}", anyhow::Error::new(err)));
-    assert_eq!(probes.attached(), 31);
+    assert_eq!(probes.attached(), 32);
     let mut events = probes.take_events().unwrap();
     assert!(matches!(probes.take_events(), Err(LoadError::EventsTaken)));
 
@@ -283,6 +298,9 @@ fn follows_a_forked_worker_exactly() {
     stdout.read_line(&mut line).unwrap();
     let mut fields = line.split_whitespace().map(|f| f.parse::<i64>().unwrap());
     let (port, listen_fd) = (fields.next().unwrap() as u16, fields.next().unwrap() as i32);
+    // Handshakes on the worker's port are stamped from now on, so each exchange's accept
+    // carries its queue wait.
+    probes.watch_listen_port(port).unwrap();
 
     let mut expected_reply = RESPONSE.as_bytes().to_vec();
     for i in 0..EXCHANGES {
@@ -413,11 +431,16 @@ fn follows_a_forked_worker_exactly() {
         .collect();
     let self_connection = [
         format!("accept listen_fd={listen_fd} family={}", libc::AF_INET),
+        // Made before the test learnt the port, so its handshake was not stamped.
+        format!(
+            "queue_wait listen_fd={listen_fd} local_port=0 family={} stamped=false",
+            libc::AF_INET
+        ),
         format!("close how={CLOSE_CLOSE} shutdown_how=0"),
     ];
     let expected: Vec<String> = self_connection
         .into_iter()
-        .chain((0..EXCHANGES).flat_map(|i| expected_exchange(i, listen_fd)))
+        .chain((0..EXCHANGES).flat_map(|i| expected_exchange(i, listen_fd, port)))
         .collect();
     let got: Vec<&str> = conn.iter().map(|(_, text)| text.as_str()).collect();
     assert_eq!(got, expected);
@@ -455,7 +478,7 @@ fn follows_a_forked_worker_exactly() {
 
     // Dropping the probes detaches and unloads every program.
     let ids = probes.program_ids().unwrap();
-    assert_eq!(ids.len(), 31);
+    assert_eq!(ids.len(), 32);
     drop(events);
     drop(probes);
     // The kernel frees a program after an RCU grace period, not at the last close, so give

@@ -86,7 +86,9 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), u32> {
         header: header(EventKind::Accept, pid_tgid, fd),
         listen_fd,
         family: peer_family(sockaddr),
-    })
+    })?;
+    // After the accept record, so userspace knows the connection when its wait arrives.
+    super::queue::accepted(pid_tgid, fd, listen_fd, sockaddr)
 }
 
 /// `sa_family` of the peer address the kernel just wrote, or 0 without a buffer.

@@ -14,6 +14,7 @@ mod heartbeat;
 mod io;
 mod maps;
 mod process;
+mod queue;
 mod signal;
 
 #[panic_handler]

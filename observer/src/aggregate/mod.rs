@@ -5,6 +5,7 @@
 //! label strings: the exporter renders labels only when Prometheus scrapes.
 
 mod histogram;
+mod listener;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -12,6 +13,7 @@ use std::{
 };
 
 pub use histogram::Histogram;
+pub use listener::ListenerStats;
 
 use crate::{
     http::{AbortReason, Completed, Method, Outcome},
@@ -106,6 +108,8 @@ pub struct AppStats {
     pub restarts: BTreeMap<RestartReason, u64>,
     /// The master's `--timeout` in seconds, when its arguments were visible.
     pub timeout_secs: Option<u32>,
+    /// The instance's listening sockets by `listener` label (see `listener.rs`).
+    pub listeners: BTreeMap<String, ListenerStats>,
 }
 
 impl AppStats {

@@ -158,14 +158,14 @@ impl GunicornCollector {
     }
 }
 
-fn label(name: &str, value: &str) -> LabelPair {
+pub(super) fn label(name: &str, value: &str) -> LabelPair {
     let mut pair = LabelPair::default();
     pair.set_name(name.into());
     pair.set_value(value.into());
     pair
 }
 
-fn counter(labels: Vec<LabelPair>, value: u64) -> proto::Metric {
+pub(super) fn counter(labels: Vec<LabelPair>, value: u64) -> proto::Metric {
     counter_f64(labels, value as f64)
 }
 
@@ -178,7 +178,7 @@ fn counter_f64(labels: Vec<LabelPair>, value: f64) -> proto::Metric {
     metric
 }
 
-fn gauge(labels: Vec<LabelPair>, value: f64) -> proto::Metric {
+pub(super) fn gauge(labels: Vec<LabelPair>, value: f64) -> proto::Metric {
     let mut gauge = proto::Gauge::default();
     gauge.set_value(value);
     let mut metric = proto::Metric::default();
@@ -187,7 +187,7 @@ fn gauge(labels: Vec<LabelPair>, value: f64) -> proto::Metric {
     metric
 }
 
-fn histogram(labels: Vec<LabelPair>, h: &Histogram) -> proto::Metric {
+pub(super) fn histogram(labels: Vec<LabelPair>, h: &Histogram) -> proto::Metric {
     let buckets = h
         .cumulative()
         .map(|(bound, count)| {

@@ -3,7 +3,9 @@
 
 pub mod gunicorn;
 pub mod observer;
+pub mod queue;
 pub mod server;
 
 pub use gunicorn::GunicornCollector;
 pub use observer::ObserverMetrics;
+pub use queue::QueueCollector;

@@ -16,6 +16,17 @@ pub const DISCOVERY_ERROR_REASONS: [&str; 6] = [
     "track_failed",
 ];
 
+/// Label values of `gunicorn_observer_queue_errors_total`: listen queues that could not be
+/// read, and accepted connections whose queue wait could not be measured or attributed.
+pub const QUEUE_ERROR_REASONS: [&str; 6] = [
+    "fd_table_unreadable",
+    "netns_unreachable",
+    "diag_failed",
+    "port_map_failed",
+    "no_handshake",
+    "no_listener",
+];
+
 /// Self-metrics, registered once. Cloning shares the underlying series.
 /// `sample_errors` reason for a failed read of the kernel's heartbeat map.
 pub const HEARTBEAT_UNREADABLE: &str = "heartbeat_unreadable";
@@ -29,6 +40,7 @@ pub struct ObserverMetrics {
     pub http_fallbacks: IntCounterVec,
     pub discovery_errors: IntCounterVec,
     pub sample_errors: IntCounterVec,
+    pub queue_errors: IntCounterVec,
     pub unattributed: IntCounter,
     pub tracked: IntGaugeVec,
     pub connections: IntGauge,
@@ -80,6 +92,12 @@ impl ObserverMetrics {
                 "Failures sampling a process's memory, CPU or uptime from /proc, by reason.",
                 &["reason"],
             ),
+            queue_errors: counter_vec(
+                "gunicorn_observer_queue_errors_total",
+                "Listen queues that could not be read, and accepted TCP connections whose queue \
+                 wait was not measured (no_handshake) or not attributed (no_listener), by reason.",
+                &["reason"],
+            ),
             unattributed: IntCounter::new(
                 "gunicorn_observer_unattributed_requests_total",
                 "Requests from a process the observer could not map to a Gunicorn worker.",
@@ -112,6 +130,7 @@ impl ObserverMetrics {
         registry.register(Box::new(metrics.http_fallbacks.clone()))?;
         registry.register(Box::new(metrics.discovery_errors.clone()))?;
         registry.register(Box::new(metrics.sample_errors.clone()))?;
+        registry.register(Box::new(metrics.queue_errors.clone()))?;
         registry.register(Box::new(metrics.unattributed.clone()))?;
         registry.register(Box::new(metrics.tracked.clone()))?;
         registry.register(Box::new(metrics.connections.clone()))?;
@@ -129,6 +148,7 @@ impl ObserverMetrics {
             (&metrics.discovery_errors, &DISCOVERY_ERROR_REASONS[..]),
             (&metrics.sample_errors, &SampleError::REASONS[..]),
             (&metrics.sample_errors, &[HEARTBEAT_UNREADABLE][..]),
+            (&metrics.queue_errors, &QUEUE_ERROR_REASONS[..]),
         ];
         for (counter, reasons) in zeroes {
             for reason in reasons {

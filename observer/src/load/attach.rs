@@ -37,6 +37,11 @@ const PROGRAMS: &[(&str, Hook)] = &[
         Hook::TracePoint("signal", "signal_generate"),
     ),
     ("mark_victim", Hook::TracePoint("oom", "mark_victim")),
+    // Before the accepts, so a connection accepted during start-up finds its handshake.
+    (
+        "inet_sock_set_state",
+        Hook::TracePoint("sock", "inet_sock_set_state"),
+    ),
     (
         "sys_exit_accept",
         Hook::TracePoint("syscalls", "sys_exit_accept"),

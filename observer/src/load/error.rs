@@ -9,7 +9,7 @@ use super::{btf::BtfError, tracefs::TracefsError};
 pub enum LoadError {
     #[error("reading task_struct offsets from the kernel's BTF")]
     TaskOffsets(#[from] BtfError),
-    #[error("reading the signal and OOM tracepoint layouts from tracefs")]
+    #[error("reading the signal, OOM and socket-state tracepoint layouts from tracefs")]
     TracepointLayout(#[from] TracefsError),
     #[error("reading the kernel's BTF for the BTF tracepoint")]
     KernelBtf(#[source] KernelBtfError),

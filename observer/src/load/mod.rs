@@ -35,6 +35,7 @@ impl Probes {
         let offsets = btf::task_offsets_from(btf::VMLINUX_BTF)?;
         let root = crate::preflight::tracefs_root().ok_or(TracefsError::NotMounted)?;
         let layouts = tracefs::tracepoint_offsets(std::path::Path::new(root))?;
+        let sock_state = tracefs::sock_state_offsets(std::path::Path::new(root))?;
         // Logged before the verifier runs, so a rejection on an unfamiliar kernel comes with
         // the layouts the programs were given (docs/KERNELS.md).
         tracing::info!(
@@ -57,6 +58,7 @@ impl Probes {
             .btf(Some(&kernel_btf))
             .override_global("TASK_OFFSETS", &offsets, true)
             .override_global("TP_OFFSETS", &layouts, true)
+            .override_global("SOCK_STATE_OFFSETS", &sock_state, true)
             .load(OBJECT)
             .map_err(LoadError::Object)?;
         let attached = attach::attach_all(&mut ebpf, &kernel_btf)?;
@@ -131,6 +133,22 @@ impl Probes {
     pub fn forget_heartbeat(&mut self, tgid: u32) -> Result<(), LoadError> {
         let mut beats: HashMap<_, u32, u64> = self.hash_map("HEARTBEATS")?;
         ignore_missing(beats.remove(&tgid), "HEARTBEATS")
+    }
+
+    /// Stamps handshakes completing on TCP port `port` (a tracked listener's) for queue wait.
+    pub fn watch_listen_port(&mut self, port: u16) -> Result<(), LoadError> {
+        let mut ports: HashMap<_, u16, u32> = self.hash_map("LISTEN_PORTS")?;
+        ports.insert(port, 1, 0).map_err(|source| LoadError::Map {
+            op: "inserting into",
+            map: "LISTEN_PORTS",
+            source,
+        })
+    }
+
+    /// Stops stamping handshakes on `port`: no tracked listener uses it any more.
+    pub fn unwatch_listen_port(&mut self, port: u16) -> Result<(), LoadError> {
+        let mut ports: HashMap<_, u16, u32> = self.hash_map("LISTEN_PORTS")?;
+        ignore_missing(ports.remove(&port), "LISTEN_PORTS")
     }
 
     /// Events the kernel side lost, by `drops::DROP_*` reason, summed over CPUs.

@@ -6,7 +6,7 @@
 
 use std::{io, path::Path};
 
-use observer_ebpf::layout::TracepointOffsets;
+use observer_ebpf::{layout::TracepointOffsets, queue::SockStateOffsets};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -29,6 +29,13 @@ pub enum TracefsError {
         tracepoint: &'static str,
         field: &'static str,
         size: u32,
+    },
+    #[error("field {field} of tracepoint {tracepoint} is {size} bytes, not {expected}")]
+    WrongSize {
+        tracepoint: &'static str,
+        field: &'static str,
+        size: u32,
+        expected: u32,
     },
     #[error("cannot parse the line of field {field} in tracepoint {tracepoint}'s format")]
     Malformed {
@@ -62,12 +69,66 @@ fn read_format(root: &Path, event: &str) -> Result<String, TracefsError> {
     })
 }
 
+/// Reads the `sock:inet_sock_set_state` layout for the queue-wait program, checking each
+/// field's size as the program reads it.
+pub fn sock_state_offsets(root: &Path) -> Result<SockStateOffsets, TracefsError> {
+    const TP: &str = "inet_sock_set_state";
+    let format = read_format(root, "sock/inet_sock_set_state")?;
+    let at = |field, size| sized_offset(&format, TP, field, size);
+    Ok(SockStateOffsets {
+        oldstate: at("oldstate", 4)?,
+        newstate: at("newstate", 4)?,
+        sport: at("sport", 2)?,
+        dport: at("dport", 2)?,
+        family: at("family", 2)?,
+        protocol: at("protocol", 2)?,
+        daddr_v6: at("daddr_v6", 16)?,
+        valid: 1,
+    })
+}
+
+/// The offset of `field`, which must be `size` bytes wide.
+pub fn sized_offset(
+    format: &str,
+    tracepoint: &'static str,
+    field: &'static str,
+    size: u32,
+) -> Result<u32, TracefsError> {
+    let (offset, actual) = field_layout(format, tracepoint, field)?;
+    if actual != size {
+        return Err(TracefsError::WrongSize {
+            tracepoint,
+            field,
+            size: actual,
+            expected: size,
+        });
+    }
+    Ok(offset)
+}
+
 /// The offset of a 4-byte field named `field` in a `format` file's text.
 pub fn int32_offset(
     format: &str,
     tracepoint: &'static str,
     field: &'static str,
 ) -> Result<u32, TracefsError> {
+    let (offset, size) = field_layout(format, tracepoint, field)?;
+    if size != 4 {
+        return Err(TracefsError::NotInt32 {
+            tracepoint,
+            field,
+            size,
+        });
+    }
+    Ok(offset)
+}
+
+/// `(offset, size)` of the field named `field` in a `format` file's text.
+fn field_layout(
+    format: &str,
+    tracepoint: &'static str,
+    field: &'static str,
+) -> Result<(u32, u32), TracefsError> {
     for line in format.lines() {
         let mut parts = line.trim().split(';').map(str::trim);
         let Some(declaration) = parts.next().and_then(|d| d.strip_prefix("field:")) else {
@@ -89,14 +150,7 @@ pub fn int32_offset(
         };
         let offset = value("offset:")?;
         let size = value("size:")?;
-        if size != 4 {
-            return Err(TracefsError::NotInt32 {
-                tracepoint,
-                field,
-                size,
-            });
-        }
-        return Ok(offset);
+        return Ok((offset, size));
     }
     Err(TracefsError::NoField { tracepoint, field })
 }
@@ -151,6 +205,50 @@ print fmt: \"sig=%d errno=%d code=%d comm=%s pid=%d grp=%d res=%d\", REC->sig
             int32_offset(garbled, "signal_generate", "sig"),
             Err(TracefsError::Malformed { .. })
         ));
+    }
+
+    /// `inet_sock_set_state` as Linux 6.18 lays it out (the fields the program reads).
+    const SOCK_STATE_6_18: &str = "name: inet_sock_set_state
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:const void * skaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:int oldstate;\toffset:16;\tsize:4;\tsigned:1;
+\tfield:int newstate;\toffset:20;\tsize:4;\tsigned:1;
+\tfield:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;
+\tfield:__u16 dport;\toffset:26;\tsize:2;\tsigned:0;
+\tfield:__u8 saddr_v6[16];\toffset:40;\tsize:16;\tsigned:0;
+\tfield:__u8 daddr_v6[16];\toffset:56;\tsize:16;\tsigned:0;
+";
+
+    #[test]
+    fn sized_fields_are_checked() {
+        let at = |field, size| sized_offset(SOCK_STATE_6_18, "inet_sock_set_state", field, size);
+        assert_eq!(at("sport", 2).unwrap(), 24);
+        assert_eq!(at("daddr_v6", 16).unwrap(), 56);
+        assert!(matches!(
+            at("skaddr", 4),
+            Err(TracefsError::WrongSize {
+                size: 8,
+                expected: 4,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reads_this_kernels_sock_state_layout() {
+        let root = crate::preflight::tracefs_root().expect("tracefs mounted");
+        let offsets = sock_state_offsets(Path::new(root)).unwrap();
+        assert_eq!(
+            (
+                offsets.oldstate,
+                offsets.newstate,
+                offsets.sport,
+                offsets.dport
+            ),
+            (16, 20, 24, 26)
+        );
+        assert_eq!((offsets.daddr_v6, offsets.valid), (56, 1));
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! Which listening sockets belong to which Gunicorn instance, and one sample of their
+//! queues.
+//!
+//! Gunicorn's master opens the listeners and its workers inherit them, so a listening
+//! socket in both the master's and a worker's fd table is one of the instance's. The
+//! master's own listeners stay out: Gunicorn 27's control socket (`gunicorn.ctl`) is a unix
+//! listener its workers do not hold. The queues are then read with one dump per address
+//! family per network namespace, however many instances share it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    path::Path,
+};
+
+use tracing::debug;
+
+use super::{
+    diag::ListenerDiag,
+    netlink::{DiagSocket, NetlinkError},
+};
+
+/// A listener of an instance, as last sampled.
+pub type Listener = ListenerDiag;
+
+/// What one sampling pass found, and what it could not read (label values of
+/// `gunicorn_observer_queue_errors_total`).
+#[derive(Debug, Default)]
+pub struct ListenerSample {
+    /// Master pid -> its listeners, sorted by address. Masters whose tables could not be
+    /// read are absent, so their last values stay.
+    pub by_master: HashMap<u32, Vec<Listener>>,
+    pub errors: Vec<&'static str>,
+}
+
+/// Socket inodes in `pid`'s fd table, or None if it cannot be read (the process exited).
+fn socket_inodes(proc_root: &Path, pid: u32) -> Option<HashSet<u64>> {
+    let entries = fs::read_dir(proc_root.join(pid.to_string()).join("fd")).ok()?;
+    Some(
+        entries
+            .filter_map(|entry| {
+                let target = fs::read_link(entry.ok()?.path()).ok()?;
+                let inode = target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?;
+                inode.parse().ok()
+            })
+            .collect(),
+    )
+}
+
+/// The network namespace of `pid` as the link text `net:[inode]`.
+fn netns_of(proc_root: &Path, pid: &str) -> Option<String> {
+    let link = fs::read_link(proc_root.join(pid).join("ns/net")).ok()?;
+    Some(link.to_string_lossy().into_owned())
+}
+
+/// The sockets an instance serves on: those of the master that its first readable worker
+/// also holds. `Ok(None)` while it has no worker to compare with (booting, or every worker
+/// being replaced), which is not an error; an unreadable master is.
+fn served_inodes(
+    proc_root: &Path,
+    master: u32,
+    workers: &[u32],
+) -> Result<Option<HashSet<u64>>, &'static str> {
+    let mut mine = socket_inodes(proc_root, master).ok_or("fd_table_unreadable")?;
+    let Some(worker) = workers
+        .iter()
+        .find_map(|worker| socket_inodes(proc_root, *worker))
+    else {
+        return Ok(None);
+    };
+    mine.retain(|inode| worker.contains(inode));
+    Ok(Some(mine))
+}
+
+/// Samples the accept queues of every listener of `instances`: (master, its workers).
+pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> ListenerSample {
+    let mut sample = ListenerSample::default();
+    let own_netns = netns_of(proc_root, "self");
+
+    // Group the masters by network namespace: one dump serves them all.
+    let mut by_netns: HashMap<String, Vec<(u32, HashSet<u64>)>> = HashMap::new();
+    for (master, workers) in instances {
+        let master = *master;
+        let served = served_inodes(proc_root, master, workers);
+        match (served, netns_of(proc_root, &master.to_string())) {
+            (Ok(Some(inodes)), Some(netns)) => {
+                by_netns.entry(netns).or_default().push((master, inodes))
+            }
+            (Ok(None), _) => {}
+            (Err(reason), _) => sample.errors.push(reason),
+            // The master exited between the two reads.
+            (Ok(Some(_)), None) => sample.errors.push("fd_table_unreadable"),
+        }
+    }
+
+    for (netns, members) in by_netns {
+        let socket = if Some(&netns) == own_netns.as_ref() {
+            DiagSocket::open()
+        } else {
+            // Any member's namespace link leads to the namespace itself.
+            DiagSocket::open_in(&proc_root.join(members[0].0.to_string()).join("ns/net"))
+        };
+        let dumped = socket.and_then(|mut socket| {
+            let mut all = socket.tcp_listeners()?;
+            all.extend(socket.unix_listeners()?);
+            Ok(all)
+        });
+        let all = match dumped {
+            Ok(all) => all,
+            Err(err) => {
+                debug!(netns, error = %err, "cannot read listen queues");
+                sample.errors.push(match err {
+                    NetlinkError::EnterNetns { .. } => "netns_unreachable",
+                    _ => "diag_failed",
+                });
+                continue;
+            }
+        };
+        for (master, inodes) in members {
+            let mut mine: Vec<Listener> = all
+                .iter()
+                .filter(|listener| inodes.contains(&listener.inode))
+                .cloned()
+                .collect();
+            mine.sort_by(|a, b| a.addr.cmp(&b.addr));
+            sample.by_master.insert(master, mine);
+        }
+    }
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd as _;
+
+    use super::*;
+
+    #[test]
+    fn finds_this_processes_listeners_by_inode() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let queued = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+        let me = std::process::id();
+
+        // This process plays both master and worker: every listener is shared.
+        let sample = sample_listeners(
+            Path::new("/proc"),
+            &[(me, vec![me]), (u32::MAX, vec![u32::MAX]), (1, vec![])],
+        );
+        // A master that is gone is an error; one without a worker yet (pid 1 here) is not.
+        assert_eq!(sample.errors, vec!["fd_table_unreadable"]);
+        assert!(!sample.by_master.contains_key(&1));
+        let mine = &sample.by_master[&me];
+        let label = |l: &std::net::TcpListener| l.local_addr().unwrap().to_string();
+        let find = |name: String| mine.iter().find(|l| l.addr.label() == name).cloned();
+        assert_eq!(find(label(&tcp)).map(|l| l.depth), Some(1));
+        assert_eq!(find(label(&other)).map(|l| l.depth), Some(0));
+        // The client end of the queued connection is not a listener.
+        assert!(mine.iter().all(|l| l.inode != 0));
+        drop((queued, tcp.as_raw_fd()));
+    }
+}
