@@ -202,7 +202,7 @@ impl Pipeline {
     /// Registers a worker the kernel saw forked. Its start time is read now so a later
     /// rescan can tell it from an unrelated process that reuses the pid.
     fn add_worker(&mut self, master: u32, pid: u32, ts_ns: u64) {
-        let Some(worker) = self.registry.add_worker(master, pid) else {
+        let Some(worker) = self.registry.add_forked(master, pid, ts_ns) else {
             return;
         };
         if let Ok(info) = discover::read_process(&self.proc_root, pid) {
@@ -422,9 +422,9 @@ impl Pipeline {
             && let Some(worker) = registry.worker(tgid)
         {
             if in_flight_after > 0 {
-                stats.worker_busy(&worker.app, worker.slot, ts_ns);
+                stats.worker_busy(&worker.app, worker.slot, tgid, ts_ns);
             } else {
-                stats.worker_idle(&worker.app, worker.slot, ts_ns);
+                stats.worker_idle(&worker.app, worker.slot, tgid, ts_ns);
             }
         }
     }
@@ -437,7 +437,9 @@ impl Pipeline {
             // Short-lived processes are often gone before we look; that is not an error.
             Err(_) => return,
         };
-        let known = self.registry.is_master(pid) || self.registry.worker(pid).is_some();
+        // A worker's exec into a Gunicorn master of its master's name is a USR2 upgrade.
+        let forked_by = self.registry.worker(pid).map(|worker| worker.master);
+        let known = self.registry.is_master(pid) || forked_by.is_some();
         let now = crate::clock::monotonic_ns();
         let Some(app) = discover::master_app(&self.proc_root, &info) else {
             if known {
@@ -450,6 +452,11 @@ impl Pipeline {
         }
         if known {
             self.process_exited(pid, now, Departure::Exec);
+        }
+        if let Some(old) = forked_by
+            && self.adopt_successor(&info, &app, old, now)
+        {
+            return;
         }
         if self.adopt_master(&info, app, now) {
             info!(pid, app = %self.registry.app(pid).unwrap_or_default(), "gunicorn master started");
@@ -470,6 +477,27 @@ impl Pipeline {
             self.lock_stats().set_timeout(&name, app.timeout_secs);
         }
         self.track(info.pid, ROLE_MASTER);
+        self.update_gauges();
+        true
+    }
+
+    /// Registers `info`, exec'd by a child of master `old`, as `old`'s USR2 successor when
+    /// it asks for the same name: it takes over the instance's label, and its workers the
+    /// slots of `old`'s. Returns false, changing nothing, when it is not one.
+    fn adopt_successor(&mut self, info: &ProcInfo, app: &AppName, old: u32, now_ns: u64) -> bool {
+        let (pid, start) = (info.pid, info.start_time);
+        if !self
+            .registry
+            .add_successor(pid, start, &app.name, old, Some(now_ns))
+        {
+            return false;
+        }
+        let name = self.registry.app(pid).unwrap_or_default();
+        info!(pid, old_master = old, app = %name, "gunicorn master upgraded (USR2)");
+        self.master_since.insert(pid, now_ns);
+        self.lifecycle.master_started(pid);
+        self.lock_stats().set_timeout(&name, app.timeout_secs);
+        self.track(pid, ROLE_MASTER);
         self.update_gauges();
         true
     }
@@ -498,12 +526,13 @@ impl Pipeline {
             let Some(app) = self.registry.app(master) else {
                 continue;
             };
+            let newest = self.registry.is_newest_master(master);
             if let Some(r) = self.sample_one(master, now) {
-                samples.push((app.clone(), None, master, r));
+                samples.push((app.clone(), None, master, r, newest));
             }
             for (pid, slot) in self.registry.workers_of(master) {
                 if let Some(r) = self.sample_one(pid, now) {
-                    samples.push((app.clone(), Some(slot), pid, r));
+                    samples.push((app.clone(), Some(slot), pid, r, false));
                 }
                 if let Some(ts_ns) = self.heartbeat_of(pid) {
                     beats.push((app.clone(), slot, pid, ts_ns));
@@ -513,10 +542,10 @@ impl Pipeline {
         self.sampler.sweep();
 
         let mut stats = self.lock_stats();
-        for (app, slot, pid, r) in samples {
+        for (app, slot, pid, r, newest) in samples {
             match slot {
                 Some(slot) => stats.set_worker_resources(&app, slot, pid, r),
-                None => stats.set_master_resources(&app, r),
+                None => stats.set_master_resources(&app, pid, r, newest),
             }
         }
         for (app, slot, pid, ts_ns) in beats {
@@ -539,16 +568,23 @@ impl Pipeline {
     fn sample_one(&mut self, pid: u32, now: Instant) -> Option<Resources> {
         match self.sampler.sample(&self.proc_root, pid, now) {
             Ok(sample) => {
-                if let Some(err) = &sample.rollup_error {
+                for err in [&sample.rollup_error, &sample.fd_error]
+                    .into_iter()
+                    .flatten()
+                {
                     self.count_sample_error(err.reason());
                 }
+                // Tick arithmetic leaves float noise; a millisecond is plenty.
+                let millis = |seconds: f64| (seconds * 1000.0).round() / 1000.0;
                 Some(Resources {
                     rss_bytes: sample.rss_bytes,
                     pss_bytes: sample.pss_bytes,
                     uss_bytes: sample.uss_bytes,
                     cpu_percent: sample.cpu_percent,
-                    // Tick arithmetic leaves float noise; a millisecond is plenty.
-                    uptime_seconds: (sample.uptime_seconds * 1000.0).round() / 1000.0,
+                    cpu_seconds: millis(sample.cpu_seconds_total),
+                    uptime_seconds: millis(sample.uptime_seconds),
+                    threads: sample.threads,
+                    open_fds: sample.open_fds,
                 })
             }
             Err(err) => {

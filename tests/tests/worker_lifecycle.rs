@@ -4,13 +4,17 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use observer_tests::{Gunicorn, GunicornOpts, Observer, process};
 
 use common::{
     access_by_method_status, by_method_status, expect, request_slots, settled, total, worker_info,
 };
+
+const RESTARTS: &str = "gunicorn_master_worker_restart_total";
+const SLOT_RESTARTS: &str = "gunicorn_worker_restarts_total";
+const WORKERS: &str = "gunicorn_workers";
 
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 60;
@@ -80,31 +84,53 @@ fn wait_for_new_workers(gunicorn: &Gunicorn, old: &[u32], count: usize) -> Vec<u
 }
 
 #[test]
-#[ignore = "reproduces: after SIGHUP the new workers get worker_id 2 and 3 of 2 workers"]
-fn sighup_reload_keeps_worker_ids_within_the_worker_count() {
+fn sighup_reload_hands_the_slots_over_and_counters_never_go_back() {
     const APP: &str = "lifecycle-hup";
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
     let old = gunicorn.worker_pids();
+    for _ in 0..10 {
+        assert_eq!(gunicorn.get("/").status, 200);
+    }
+    let before = settled(&observer, APP, 10.0);
+    assert_eq!(total(&before, APP), 10.0);
 
     // A reload (deploys and config changes): new workers boot, then the old ones stop.
     process::signal(gunicorn.master_pid(), libc::SIGHUP).expect("SIGHUP");
-    let new = wait_for_new_workers(&gunicorn, &old, 2);
+    let mut new = wait_for_new_workers(&gunicorn, &old, 2);
+    new.sort_unstable();
     for _ in 0..20 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
 
-    gunicorn.wait_for_access_entries(20, Duration::from_secs(10));
-    let after = settled(&observer, APP, 20.0);
-    assert_eq!(total(&after, APP), 20.0);
+    gunicorn.wait_for_access_entries(30, Duration::from_secs(10));
+    let after = observer.wait_for_metrics(Duration::from_secs(20), "the reload", |m| {
+        total(m, APP) == 30.0
+            && m.get(RESTARTS, &[("app", APP), ("reason", "reload")]) == Some(2.0)
+            && m.get(WORKERS, &[("app", APP)]) == Some(2.0)
+    });
+
+    // The new workers hold slots 0 and 1; the old ones are gone from every series.
     let info = worker_info(&after, APP);
+    let pids: Vec<u32> = info.iter().map(|(_, pid)| *pid).collect();
+    let mut sorted = pids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, new, "worker_info {info:?}");
     assert_eq!(
         info.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(),
-        vec![0, 1],
-        "slots of the reloaded workers {new:?}: {info:?}"
+        vec![0, 1]
     );
-    for slot in request_slots(&after, APP) {
-        assert!(slot < 2, "worker_id {slot} with 2 workers");
+    assert_eq!(request_slots(&after, APP), vec![0, 1]);
+
+    // Each slot's counter only grew, and each slot counted one reload.
+    for slot in ["0", "1"] {
+        let labels = [("app", APP), ("worker_id", slot)];
+        assert!(
+            after.sum(common::REQUESTS, &labels) >= before.sum(common::REQUESTS, &labels),
+            "slot {slot} went backwards"
+        );
+        let reloads = [("app", APP), ("worker_id", slot), ("reason", "reload")];
+        assert_eq!(after.get(SLOT_RESTARTS, &reloads), Some(1.0), "slot {slot}");
     }
 }
 
@@ -139,18 +165,33 @@ impl Drop for Orphan {
 }
 
 #[test]
-#[ignore = "reproduces: after a USR2 upgrade the instance is labelled app=\"<name>#<pid>\""]
-fn usr2_upgrade_keeps_the_app_label_once_the_old_master_is_gone() {
+fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
     const APP: &str = "lifecycle-usr2";
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
     let old_master = gunicorn.master_pid();
     let old_workers = gunicorn.worker_pids();
+    for _ in 0..10 {
+        assert_eq!(gunicorn.get("/").status, 200);
+    }
+    settled(&observer, APP, 10.0);
 
     // The documented zero-downtime upgrade: USR2, then stop the old master. Not through
     // the harness's stop, which would also kill the new master, a child of the old one.
     process::signal(old_master, libc::SIGUSR2).expect("SIGUSR2");
     let new_master = Orphan(upgraded_master(old_master, &old_workers));
+    let mut new_workers = process::children_of(new_master.0);
+    new_workers.sort_unstable();
+
+    // While both run, the new master's workers hold slots 0 and 1 and the old ones are
+    // still listed in them, all under the one label.
+    let overlap = observer.wait_for_metrics(Duration::from_secs(20), "four workers", |m| {
+        worker_info(m, APP).len() == 4
+    });
+    let slots: Vec<u32> = worker_info(&overlap, APP).iter().map(|w| w.0).collect();
+    assert_eq!(slots, vec![0, 0, 1, 1]);
+    assert_eq!(overlap.get(WORKERS, &[("app", APP)]), Some(4.0));
+
     process::signal(old_master, libc::SIGTERM).expect("SIGTERM to the old master");
     let old_gone = process::wait_for(Duration::from_secs(30), || {
         (!process::is_alive(old_master)).then_some(())
@@ -163,12 +204,23 @@ fn usr2_upgrade_keeps_the_app_label_once_the_old_master_is_gone() {
         assert_eq!(response.status, 200);
     }
 
-    let after = settled(&observer, APP, 20.0);
-    let apps: Vec<String> = after
-        .series(common::REQUESTS)
+    let after = observer.wait_for_metrics(Duration::from_secs(20), "the upgrade", |m| {
+        total(m, APP) == 30.0 && worker_info(m, APP).len() == 2
+    });
+    let apps: BTreeSet<&str> = after
+        .samples()
+        .iter()
         .filter_map(|sample| sample.label("app"))
         .filter(|app| app.starts_with(APP))
-        .map(str::to_owned)
         .collect();
-    assert_eq!(total(&after, APP), 20.0, "requests by app label: {apps:?}");
+    assert_eq!(apps, BTreeSet::from([APP]), "one label for the instance");
+    let info = worker_info(&after, APP);
+    assert_eq!(info.iter().map(|w| w.0).collect::<Vec<_>>(), vec![0, 1]);
+    let mut pids: Vec<u32> = info.iter().map(|w| w.1).collect();
+    pids.sort_unstable();
+    assert_eq!(pids, new_workers);
+    assert_eq!(request_slots(&after, APP), vec![0, 1]);
+    assert_eq!(after.get(WORKERS, &[("app", APP)]), Some(2.0));
+    // The old workers stopped with their master: no restart to count.
+    assert_eq!(after.sum(RESTARTS, &[("app", APP)]), 0.0);
 }

@@ -4,19 +4,23 @@
 //! slot can be dropped at once when it goes away, and so that recording a request needs no
 //! label strings: the exporter renders labels only when Prometheus scrapes.
 
+mod cpu;
 mod histogram;
 mod listener;
+mod slot;
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
 };
 
+pub use cpu::CpuSeconds;
 pub use histogram::Histogram;
 pub use listener::ListenerStats;
+pub use slot::SlotStats;
 
 use crate::{
-    http::{AbortReason, Completed, Method, Outcome},
+    http::{AbortReason, Completed, Outcome},
     lifecycle::RestartReason,
 };
 
@@ -50,59 +54,21 @@ pub struct Resources {
     pub uss_bytes: Option<u64>,
     /// `None` until the process has been sampled twice.
     pub cpu_percent: Option<f64>,
+    /// User + system CPU time of the process so far.
+    pub cpu_seconds: f64,
     pub uptime_seconds: f64,
-}
-
-/// One worker slot of one Gunicorn instance. Its counters outlive the worker process, so a
-/// replacement worker continues them and `rate()` stays smooth across restarts.
-#[derive(Debug, Clone)]
-pub struct SlotStats {
-    /// The live worker in this slot, if any.
-    pub pid: Option<u32>,
-    /// The live worker's last resource sample.
-    pub resources: Option<Resources>,
-    pub requests: BTreeMap<(Method, u16), u64>,
-    pub failed: BTreeMap<(Method, ErrorType), u64>,
-    pub durations: BTreeMap<Method, Histogram>,
-    /// Workers of this slot that left or arrived, by reason.
-    pub restarts: BTreeMap<RestartReason, u64>,
-    /// Since when the live worker has had a request in flight (event clock, ns).
-    pub busy_since_ns: Option<u64>,
-    /// Closed busy intervals of every worker this slot has had.
-    pub busy_ns: u64,
-    /// The live worker's last heartbeat (event clock, ns), as of the last sample.
-    pub heartbeat_ns: Option<u64>,
-}
-
-impl SlotStats {
-    fn new() -> Self {
-        Self {
-            pid: None,
-            resources: None,
-            requests: BTreeMap::new(),
-            failed: BTreeMap::new(),
-            durations: BTreeMap::new(),
-            restarts: BTreeMap::new(),
-            busy_since_ns: None,
-            busy_ns: 0,
-            heartbeat_ns: None,
-        }
-    }
-
-    /// Busy seconds up to `now_ns`, the open interval included.
-    pub fn busy_seconds(&self, now_ns: u64) -> f64 {
-        let open = self
-            .busy_since_ns
-            .map_or(0, |since| now_ns.saturating_sub(since));
-        (self.busy_ns + open) as f64 / 1e9
-    }
+    pub threads: u64,
+    /// `None` when the fd table could not be listed (counted as a sample error).
+    pub open_fds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct AppStats {
     pub slots: BTreeMap<u32, SlotStats>,
-    /// The master's last resource sample.
+    /// The newest master's last resource sample.
     pub master: Option<Resources>,
+    /// CPU time of every master the instance has had (a USR2 upgrade adds one).
+    pub master_cpu: CpuSeconds,
     /// Worker restarts of the whole instance by reason; unlike the per-slot counts these
     /// survive the removal of a slot.
     pub restarts: BTreeMap<RestartReason, u64>,
@@ -113,11 +79,9 @@ pub struct AppStats {
 }
 
 impl AppStats {
+    /// Live worker processes, those leaving their slot in a handover included.
     pub fn live_workers(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|slot| slot.pid.is_some())
-            .count()
+        self.slots.values().map(|slot| slot.pids().count()).sum()
     }
 }
 
@@ -152,32 +116,40 @@ impl Stats {
         self.apps.get_mut(app)?.slots.get_mut(&slot)
     }
 
-    /// A worker now occupies `slot`.
+    /// Worker `pid` now holds `slot`; a worker it took the slot over from stays in the slot,
+    /// as leaving, until [`Stats::worker_stopped`].
     pub fn worker_started(&mut self, app: &Arc<str>, slot: u32, pid: u32) {
-        self.slot_mut(app, slot).pid = Some(pid);
+        self.slot_mut(app, slot).start(pid);
     }
 
-    /// The worker in `slot` is gone; the slot's counters stay for its replacement.
-    pub fn worker_stopped(&mut self, app: &str, slot: u32) {
+    /// Worker `pid` of `slot` is gone; the slot's counters stay for its replacement.
+    pub fn worker_stopped(&mut self, app: &str, slot: u32, pid: u32) {
         let rendered = self.rendered_ns;
-        if let Some(slot) = self.apps.get_mut(app).and_then(|a| a.slots.get_mut(&slot)) {
-            slot.pid = None;
-            slot.resources = None;
-            slot.heartbeat_ns = None;
-            // The caller reports the exit's idle moment first; an interval still open here
-            // (events lost) is closed where a scrape last showed it, never later.
-            if let Some(since) = slot.busy_since_ns.take() {
-                slot.busy_ns += rendered.saturating_sub(since);
-            }
+        if let Some(slot) = self.live_slot_mut(app, slot) {
+            slot.stop(pid, rendered);
         }
     }
 
-    /// Stores a worker's sample, if the slot is still held by that worker.
-    pub fn set_worker_resources(&mut self, app: &str, slot: u32, pid: u32, sample: Resources) {
-        if let Some(slot) = self.apps.get_mut(app).and_then(|a| a.slots.get_mut(&slot))
-            && slot.pid == Some(pid)
+    /// Drops `slot` if nothing was ever counted in it (see [`SlotStats::is_unused`]).
+    pub fn remove_slot_if_unused(&mut self, app: &str, slot: u32) {
+        if let Some(app) = self.apps.get_mut(app)
+            && app.slots.get(&slot).is_some_and(SlotStats::is_unused)
         {
+            app.slots.remove(&slot);
+        }
+    }
+
+    /// Stores a worker's sample: its CPU time while it is in the slot, the rest only while
+    /// it holds the slot.
+    pub fn set_worker_resources(&mut self, app: &str, slot: u32, pid: u32, sample: Resources) {
+        let Some(slot) = self.live_slot_mut(app, slot) else {
+            return;
+        };
+        if slot.pid == Some(pid) {
             slot.resources = Some(sample);
+        }
+        if slot.pids().any(|p| p == pid) {
+            slot.cpu.observe(pid, sample.cpu_seconds);
         }
     }
 
@@ -195,9 +167,21 @@ impl Stats {
         self.apps.entry(Arc::clone(app)).or_default().timeout_secs = timeout_secs;
     }
 
-    pub fn set_master_resources(&mut self, app: &str, sample: Resources) {
+    /// Stores master `pid`'s sample. Its CPU time always counts; the gauges show only the
+    /// instance's `newest` master (the USR2 successor while an upgrade overlaps).
+    pub fn set_master_resources(&mut self, app: &str, pid: u32, sample: Resources, newest: bool) {
         if let Some(app) = self.apps.get_mut(app) {
-            app.master = Some(sample);
+            app.master_cpu.observe(pid, sample.cpu_seconds);
+            if newest {
+                app.master = Some(sample);
+            }
+        }
+    }
+
+    /// Master `pid` left an instance that lives on under its successor.
+    pub fn master_stopped(&mut self, app: &str, pid: u32) {
+        if let Some(app) = self.apps.get_mut(app) {
+            app.master_cpu.retire(pid);
         }
     }
 
@@ -265,25 +249,22 @@ impl Stats {
         }
     }
 
-    /// The worker in `slot` got its first request in flight at `ts_ns`.
-    pub fn worker_busy(&mut self, app: &str, slot: u32, ts_ns: u64) {
+    /// Worker `pid` of `slot` got its first request in flight at `ts_ns`.
+    pub fn worker_busy(&mut self, app: &str, slot: u32, pid: u32, ts_ns: u64) {
         if let Some(slot) = self.live_slot_mut(app, slot) {
-            slot.busy_since_ns.get_or_insert(ts_ns);
+            slot.busy(pid, ts_ns);
         }
     }
 
-    /// The worker in `slot` has no request in flight since `ts_ns`.
+    /// Worker `pid` of `slot` has no request in flight since `ts_ns`.
     ///
     /// A scrape may already have shown the open interval up to a clock reading later than
     /// `ts_ns` (the event waited in the ring buffer). Closing the interval there instead
     /// keeps the counter from going backwards, at the price of at most one drain interval.
-    pub fn worker_idle(&mut self, app: &str, slot: u32, ts_ns: u64) {
+    pub fn worker_idle(&mut self, app: &str, slot: u32, pid: u32, ts_ns: u64) {
         let rendered = self.rendered_ns;
-        if let Some(slot) = self.live_slot_mut(app, slot)
-            && let Some(since) = slot.busy_since_ns.take()
-        {
-            let end = ts_ns.max(rendered).max(since);
-            slot.busy_ns += end - since;
+        if let Some(slot) = self.live_slot_mut(app, slot) {
+            slot.idle(pid, ts_ns, rendered);
         }
     }
 

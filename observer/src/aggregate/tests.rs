@@ -61,11 +61,14 @@ fn a_replacement_worker_continues_its_slot_and_an_exit_clears_resources() {
         pss_bytes: None,
         uss_bytes: None,
         cpu_percent: Some(12.5),
+        cpu_seconds: 0.5,
         uptime_seconds: 3.0,
+        threads: 1,
+        open_fds: Some(9),
     };
     stats.set_worker_resources("shop", 1, 20, sample);
 
-    stats.worker_stopped("shop", 1);
+    stats.worker_stopped("shop", 1, 20);
     assert_eq!(stats.apps["shop"].live_workers(), 0);
     assert_eq!(stats.apps["shop"].slots[&1].resources, None);
 
@@ -94,30 +97,30 @@ fn busy_time_accumulates_per_slot_across_workers_and_never_goes_back() {
     stats.worker_started(&app, 0, 10);
     let busy = |stats: &Stats, now: u64| stats.apps["shop"].slots[&0].busy_seconds(now);
 
-    stats.worker_busy("shop", 0, S);
+    stats.worker_busy("shop", 0, 10, S);
     // A second request starting while busy does not restart the interval.
-    stats.worker_busy("shop", 0, 2 * S);
+    stats.worker_busy("shop", 0, 10, 2 * S);
     assert_eq!(busy(&stats, 3 * S), 2.0, "the open interval counts");
-    stats.worker_idle("shop", 0, 3 * S);
+    stats.worker_idle("shop", 0, 10, 3 * S);
     assert_eq!(busy(&stats, 100 * S), 2.0);
 
     // A scrape showed 2.5 s of an interval whose end (at 5.2 s) arrives after it.
-    stats.worker_busy("shop", 0, 5 * S);
+    stats.worker_busy("shop", 0, 10, 5 * S);
     stats.rendering_at(7 * S + S / 2);
     assert_eq!(busy(&stats, 7 * S + S / 2), 4.5);
-    stats.worker_idle("shop", 0, 5 * S + S / 5);
+    stats.worker_idle("shop", 0, 10, 5 * S + S / 5);
     assert_eq!(busy(&stats, 8 * S), 4.5, "not back to 2.2");
 
     // The replacement worker continues the slot's counter.
-    stats.worker_stopped("shop", 0);
+    stats.worker_stopped("shop", 0, 10);
     stats.worker_started(&app, 0, 11);
-    stats.worker_busy("shop", 0, 10 * S);
-    stats.worker_idle("shop", 0, 11 * S);
+    stats.worker_busy("shop", 0, 11, 10 * S);
+    stats.worker_idle("shop", 0, 11, 11 * S);
     assert_eq!(busy(&stats, 20 * S), 5.5);
 
     // Busy or idle of a slot that does not exist changes nothing.
-    stats.worker_busy("shop", 7, S);
-    stats.worker_idle("nope", 0, S);
+    stats.worker_busy("shop", 7, 11, S);
+    stats.worker_idle("nope", 0, 11, S);
     assert!(!stats.apps["shop"].slots.contains_key(&7));
 }
 
@@ -130,9 +133,9 @@ fn restarts_count_per_slot_and_instance_and_a_scaled_down_slot_goes() {
     stats.worker_started(&app, 1, 11);
     stats.record(&app, 0, &request(Method::Get, Outcome::Status(200), 1));
 
-    stats.worker_stopped("shop", 0);
+    stats.worker_stopped("shop", 0, 10);
     stats.worker_restarted(&app, 0, RestartReason::MaxRequests);
-    stats.worker_stopped("shop", 1);
+    stats.worker_stopped("shop", 1, 11);
     stats.worker_restarted(&app, 1, RestartReason::ScaleDown);
     stats.remove_slot("shop", 1);
 
@@ -186,4 +189,74 @@ fn failures_during_a_restart_take_its_reason() {
     );
     assert_eq!(slot.requests[&(Method::Get, 200)], 1);
     assert_eq!(timeout.as_str(), "timeout");
+}
+
+#[test]
+fn a_handover_keeps_the_leaving_worker_in_its_slot_until_it_exits() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    stats.worker_started(&app, 0, 10);
+    let sample = |cpu_seconds| Resources {
+        rss_bytes: 4096,
+        pss_bytes: None,
+        uss_bytes: None,
+        cpu_percent: None,
+        cpu_seconds,
+        uptime_seconds: 3.0,
+        threads: 1,
+        open_fds: Some(9),
+    };
+    stats.set_worker_resources("shop", 0, 10, sample(2.0));
+    // The old worker is busy with a long request when its successor takes the slot.
+    stats.worker_busy("shop", 0, 10, S);
+    stats.worker_started(&app, 0, 20);
+    let slot = &stats.apps["shop"].slots[&0];
+    assert_eq!((slot.pid, slot.leaving.as_slice()), (Some(20), &[10][..]));
+    assert_eq!(
+        slot.resources, None,
+        "the old worker's sample is not the new one's"
+    );
+    assert_eq!(stats.apps["shop"].live_workers(), 2);
+
+    // Both count CPU; only the holder's sample shows as the slot's gauges.
+    stats.set_worker_resources("shop", 0, 10, sample(2.5));
+    stats.set_worker_resources("shop", 0, 20, sample(0.25));
+    let slot = &stats.apps["shop"].slots[&0];
+    assert_eq!(slot.cpu.total(), Some(2.75));
+    assert_eq!(slot.resources, Some(sample(0.25)));
+
+    // The new worker goes busy, the old one finishes: the slot stays busy throughout.
+    stats.worker_busy("shop", 0, 20, 2 * S);
+    stats.worker_idle("shop", 0, 10, 3 * S);
+    assert!(stats.apps["shop"].slots[&0].busy_since_ns.is_some());
+    stats.worker_idle("shop", 0, 20, 4 * S);
+    assert_eq!(stats.apps["shop"].slots[&0].busy_seconds(9 * S), 3.0);
+
+    // The old worker exits: its CPU stays counted, the holder is untouched.
+    stats.worker_stopped("shop", 0, 10);
+    let slot = &stats.apps["shop"].slots[&0];
+    assert_eq!((slot.pid, slot.leaving.len()), (Some(20), 0));
+    assert_eq!(slot.cpu.total(), Some(2.75));
+    assert_eq!(stats.apps["shop"].live_workers(), 1);
+}
+
+#[test]
+fn only_a_slot_nothing_was_counted_in_is_removed_as_unused() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    stats.worker_started(&app, 0, 10);
+    stats.worker_started(&app, 2, 30);
+    stats.remove_slot_if_unused("shop", 2);
+    assert!(stats.apps["shop"].slots.contains_key(&2), "still held");
+    stats.worker_stopped("shop", 2, 30);
+    stats.remove_slot_if_unused("shop", 2);
+    assert!(!stats.apps["shop"].slots.contains_key(&2));
+
+    stats.record(&app, 0, &request(Method::Get, Outcome::Status(200), 1));
+    stats.worker_stopped("shop", 0, 10);
+    stats.remove_slot_if_unused("shop", 0);
+    assert!(
+        stats.apps["shop"].slots.contains_key(&0),
+        "it has a request"
+    );
 }

@@ -27,5 +27,5 @@ pub use procfile::{ProcEnv, ScanError};
 pub use procscan::{
     FoundInstance, ProcInfo, ScanResult, ScanStats, master_app, read_process, scan,
 };
-pub use registry::{Counts, Registry, Removed, Role, WorkerRef};
+pub use registry::{Counts, HANDOVER_WINDOW_NS, Registry, Removed, Role, WorkerRef};
 pub use sockets::accepted_connections;

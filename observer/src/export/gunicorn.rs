@@ -28,6 +28,12 @@ pub const WORKER_UPTIME: &str = "gunicorn_worker_uptime_seconds";
 pub const MASTER_MEMORY: &str = "gunicorn_master_memory_bytes";
 pub const MASTER_CPU: &str = "gunicorn_master_cpu_percent";
 pub const MASTER_UPTIME: &str = "gunicorn_master_uptime_seconds";
+pub const WORKER_CPU_SECONDS: &str = "gunicorn_worker_cpu_seconds_total";
+pub const MASTER_CPU_SECONDS: &str = "gunicorn_master_cpu_seconds_total";
+pub const WORKER_THREADS: &str = "gunicorn_worker_threads";
+pub const WORKER_OPEN_FDS: &str = "gunicorn_worker_open_fds";
+pub const MASTER_THREADS: &str = "gunicorn_master_threads";
+pub const MASTER_OPEN_FDS: &str = "gunicorn_master_open_fds";
 pub const WORKER_STATE: &str = "gunicorn_worker_state";
 pub const WORKER_BUSY: &str = "gunicorn_worker_busy_seconds_total";
 pub const WORKER_RESTARTS: &str = "gunicorn_worker_restarts_total";
@@ -37,7 +43,7 @@ pub const WORKER_TIMEOUT: &str = "gunicorn_worker_timeout_seconds";
 pub const MASTER_RESTARTS: &str = "gunicorn_master_worker_restart_total";
 
 /// Every family this collector renders, in exposition order, with its type and help.
-const FAMILIES: [(&str, MetricType, &str); 19] = [
+const FAMILIES: [(&str, MetricType, &str); 25] = [
     (
         REQUESTS,
         MetricType::COUNTER,
@@ -89,6 +95,21 @@ const FAMILIES: [(&str, MetricType, &str); 19] = [
         "Seconds since the worker in this slot started.",
     ),
     (
+        WORKER_CPU_SECONDS,
+        MetricType::COUNTER,
+        "User and system CPU seconds of every worker this slot has had.",
+    ),
+    (
+        WORKER_THREADS,
+        MetricType::GAUGE,
+        "Threads of the worker in this slot, its main thread included.",
+    ),
+    (
+        WORKER_OPEN_FDS,
+        MetricType::GAUGE,
+        "File descriptors the worker in this slot has open.",
+    ),
+    (
         MASTER_MEMORY,
         MetricType::GAUGE,
         "Resident set size of the Gunicorn master.",
@@ -102,6 +123,21 @@ const FAMILIES: [(&str, MetricType, &str); 19] = [
         MASTER_UPTIME,
         MetricType::GAUGE,
         "Seconds since the Gunicorn master started.",
+    ),
+    (
+        MASTER_CPU_SECONDS,
+        MetricType::COUNTER,
+        "User and system CPU seconds of the instance's masters (not of their workers).",
+    ),
+    (
+        MASTER_THREADS,
+        MetricType::GAUGE,
+        "Threads of the Gunicorn master.",
+    ),
+    (
+        MASTER_OPEN_FDS,
+        MetricType::GAUGE,
+        "File descriptors the Gunicorn master has open.",
     ),
     (
         WORKER_STATE,
@@ -216,13 +252,18 @@ impl Families {
         self.0.entry(name).or_default().push(metric);
     }
 
-    fn resources(&mut self, names: [&'static str; 3], labels: &[LabelPair], r: &Resources) {
-        let [memory, cpu, uptime] = names;
+    /// Gauges of one sample: memory, CPU %, uptime, threads and open fds, in that order.
+    fn resources(&mut self, names: [&'static str; 5], labels: &[LabelPair], r: &Resources) {
+        let [memory, cpu, uptime, threads, fds] = names;
         self.push(memory, gauge(labels.to_vec(), r.rss_bytes as f64));
         if let Some(percent) = r.cpu_percent {
             self.push(cpu, gauge(labels.to_vec(), percent));
         }
         self.push(uptime, gauge(labels.to_vec(), r.uptime_seconds));
+        self.push(threads, gauge(labels.to_vec(), r.threads as f64));
+        if let Some(open) = r.open_fds {
+            self.push(fds, gauge(labels.to_vec(), open as f64));
+        }
     }
 
     /// Families in a fixed order; an empty family would render as a bare HELP/TYPE pair, so
@@ -257,11 +298,17 @@ pub fn render(stats: &Stats, now_ns: u64) -> Vec<MetricFamily> {
             gauge(app_label.to_vec(), app_stats.live_workers() as f64),
         );
         if let Some(master) = &app_stats.master {
-            out.resources(
-                [MASTER_MEMORY, MASTER_CPU, MASTER_UPTIME],
-                &app_label,
-                master,
-            );
+            let names = [
+                MASTER_MEMORY,
+                MASTER_CPU,
+                MASTER_UPTIME,
+                MASTER_THREADS,
+                MASTER_OPEN_FDS,
+            ];
+            out.resources(names, &app_label, master);
+        }
+        if let Some(seconds) = app_stats.master_cpu.total() {
+            out.push(MASTER_CPU_SECONDS, counter_f64(app_label.to_vec(), seconds));
         }
         if let Some(timeout) = app_stats.timeout_secs {
             out.push(
@@ -289,8 +336,11 @@ fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats, now_
         labels
     };
 
-    if let Some(pid) = stats.pid {
+    // A worker leaving its slot in a handover still serves from it, so it is listed too.
+    for pid in stats.pids() {
         out.push(WORKER_INFO, gauge(with(&[("pid", &pid.to_string())]), 1.0));
+    }
+    if stats.pid.is_some() || !stats.leaving.is_empty() {
         let current = if stats.busy_since_ns.is_some() {
             "busy"
         } else {
@@ -300,11 +350,12 @@ fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats, now_
             let value = if state == current { 1.0 } else { 0.0 };
             out.push(WORKER_STATE, gauge(with(&[("state", state)]), value));
         }
-        if let Some(beat) = stats.heartbeat_ns {
-            // Millisecond precision: finer digits would only be the scrape's own jitter.
-            let age = (now_ns.saturating_sub(beat) / 1_000_000) as f64 / 1000.0;
-            out.push(WORKER_HEARTBEAT_AGE, gauge(base.to_vec(), age));
-        }
+    }
+    // Only the holder has a heartbeat recorded (see `SlotStats::start`).
+    if let Some(beat) = stats.heartbeat_ns {
+        // Millisecond precision: finer digits would only be the scrape's own jitter.
+        let age = (now_ns.saturating_sub(beat) / 1_000_000) as f64 / 1000.0;
+        out.push(WORKER_HEARTBEAT_AGE, gauge(base.to_vec(), age));
     }
     out.push(
         WORKER_BUSY,
@@ -316,8 +367,18 @@ fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats, now_
             counter(with(&[("reason", reason.as_str())]), count),
         );
     }
+    if let Some(seconds) = stats.cpu.total() {
+        out.push(WORKER_CPU_SECONDS, counter_f64(base.to_vec(), seconds));
+    }
     if let Some(r) = &stats.resources {
-        out.resources([WORKER_MEMORY, WORKER_CPU, WORKER_UPTIME], &base, r);
+        let names = [
+            WORKER_MEMORY,
+            WORKER_CPU,
+            WORKER_UPTIME,
+            WORKER_THREADS,
+            WORKER_OPEN_FDS,
+        ];
+        out.resources(names, &base, r);
         if let (Some(pss), Some(uss)) = (r.pss_bytes, r.uss_bytes) {
             out.push(WORKER_PSS, gauge(base.to_vec(), pss as f64));
             out.push(WORKER_USS, gauge(base.to_vec(), uss as f64));
@@ -378,9 +439,30 @@ mod tests {
                 pss_bytes: Some(512),
                 uss_bytes: Some(256),
                 cpu_percent: None,
+                cpu_seconds: 0.75,
                 uptime_seconds: 2.5,
+                threads: 4,
+                open_fds: Some(12),
             },
         );
+        // A master sample, and one of a USR2 successor that has not taken over the gauges.
+        stats.master_started(&app);
+        let master = Resources {
+            rss_bytes: 2048,
+            pss_bytes: None,
+            uss_bytes: None,
+            cpu_percent: Some(1.5),
+            cpu_seconds: 3.0,
+            uptime_seconds: 60.0,
+            threads: 2,
+            open_fds: None,
+        };
+        stats.set_master_resources("shop", 100, master, true);
+        let successor = Resources {
+            cpu_seconds: 0.5,
+            ..master
+        };
+        stats.set_master_resources("shop", 300, successor, false);
         stats.record(
             &app,
             0,
@@ -396,9 +478,9 @@ mod tests {
         );
 
         // Busy from 1 s to 1.5 s, and again since 3 s; rendered at 4 s.
-        stats.worker_busy("shop", 0, 1_000_000_000);
-        stats.worker_idle("shop", 0, 1_500_000_000);
-        stats.worker_busy("shop", 0, 3_000_000_000);
+        stats.worker_busy("shop", 0, 4242, 1_000_000_000);
+        stats.worker_idle("shop", 0, 4242, 1_500_000_000);
+        stats.worker_busy("shop", 0, 4242, 3_000_000_000);
         stats.worker_restarted(&app, 0, RestartReason::MaxRequests);
         stats.worker_restarted(&app, 0, RestartReason::MaxRequests);
         // A request cut off by a timeout fails as `timeout`, not as `worker_died`.
@@ -440,6 +522,14 @@ mod tests {
                 r#"gunicorn_worker_memory_pss_bytes{app="shop",worker_id="0"} 512"#,
                 r#"gunicorn_worker_memory_uss_bytes{app="shop",worker_id="0"} 256"#,
                 r#"gunicorn_worker_uptime_seconds{app="shop",worker_id="0"} 2.5"#,
+                r#"gunicorn_worker_cpu_seconds_total{app="shop",worker_id="0"} 0.75"#,
+                r#"gunicorn_worker_threads{app="shop",worker_id="0"} 4"#,
+                r#"gunicorn_worker_open_fds{app="shop",worker_id="0"} 12"#,
+                r#"gunicorn_master_memory_bytes{app="shop"} 2048"#,
+                r#"gunicorn_master_cpu_percent{app="shop"} 1.5"#,
+                r#"gunicorn_master_uptime_seconds{app="shop"} 60"#,
+                r#"gunicorn_master_cpu_seconds_total{app="shop"} 3.5"#,
+                r#"gunicorn_master_threads{app="shop"} 2"#,
                 r#"gunicorn_worker_state{app="shop",worker_id="0",state="busy"} 1"#,
                 r#"gunicorn_worker_state{app="shop",worker_id="0",state="idle"} 0"#,
                 r#"gunicorn_worker_busy_seconds_total{app="shop",worker_id="0"} 1.5"#,

@@ -70,13 +70,12 @@ impl Lifecycle {
         );
     }
 
-    /// `master` was sent a signal.
-    pub fn signal_to_master(&mut self, master: u32, signal: SignalSeen) {
-        let Some(command) = master_command(signal.sig) else {
-            return;
-        };
+    /// `master` was sent a signal. Returns the command it carries, if it is one and new
+    /// to the master (not merged into the same signal already pending).
+    pub fn signal_to_master(&mut self, master: u32, signal: SignalSeen) -> Option<MasterCommand> {
+        let command = master_command(signal.sig)?;
         if !is_new(signal.result) {
-            return;
+            return None;
         }
         let history = self.masters.entry(master).or_default();
         push_bounded(
@@ -87,6 +86,7 @@ impl Lifecycle {
         if command == MasterCommand::ScaleUp {
             push_bounded(&mut history.scale_ups, PENDING_SCALE_UPS, signal.ts_ns);
         }
+        Some(command)
     }
 
     /// The OOM killer chose `worker`.

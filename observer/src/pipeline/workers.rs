@@ -7,7 +7,7 @@ use observer_ebpf::tracked::ConnKey;
 use super::{Pipeline, QUICK_RESCANS};
 use crate::{
     discover::{self, Removed},
-    lifecycle::{ExitStatus, RestartReason, SignalSeen},
+    lifecycle::{ExitStatus, RestartReason, SignalSeen, signals::MasterCommand},
 };
 
 /// How a process left the observer's view.
@@ -26,7 +26,12 @@ impl Pipeline {
         if let Some(worker) = self.registry.worker(target) {
             self.lifecycle.signal_to_worker(target, worker.master, seen);
         } else if self.registry.is_master(target) {
-            self.lifecycle.signal_to_master(target, seen);
+            let command = self.lifecycle.signal_to_master(target, seen);
+            if command == Some(MasterCommand::Reload) {
+                // The arbiter forks the new workers before it stops the old ones: they take
+                // over the old slots (see `discover::Registry::reloading`).
+                self.registry.reloading(target, seen.ts_ns);
+            }
         }
     }
 
@@ -75,36 +80,61 @@ impl Pipeline {
 
         match self.registry.remove(pid) {
             Removed::NotKnown => return,
-            Removed::Worker { slot, app, .. } => {
+            Removed::Worker {
+                slot,
+                app,
+                slot_empty,
+                ..
+            } => {
                 self.untrack(pid);
                 self.forget_heartbeat(pid);
                 self.lifecycle.forget(pid);
+                self.sampler.forget(pid);
                 let mut stats = self.lock_stats();
-                stats.worker_stopped(&app, slot);
+                stats.worker_stopped(&app, slot, pid);
+                if departure == Departure::Exec {
+                    // The USR2 child before its exec: it never was a worker.
+                    stats.remove_slot_if_unused(&app, slot);
+                }
                 if let Some(reason) = reason.filter(|reason| reason.is_restart()) {
                     debug!(pid, slot, app = %app, reason = reason.as_str(), "worker restarted");
                     stats.worker_restarted(&app, slot, reason);
-                    if reason == RestartReason::ScaleDown {
+                    // A slot left by a scale-down, or by a reload that lowered the worker
+                    // count (no successor took it), no longer exists.
+                    let gone = matches!(reason, RestartReason::ScaleDown | RestartReason::Reload);
+                    if gone && slot_empty {
                         stats.remove_slot(&app, slot);
                     }
                 } else {
                     debug!(pid, slot, app = %app, "worker exited");
                 }
             }
-            Removed::Master { app, workers } => {
-                info!(pid, app = %app, "gunicorn master exited");
+            Removed::Master { app, workers, last } => {
+                info!(pid, app = %app, last, "gunicorn master exited");
                 self.untrack(pid);
                 self.lifecycle.forget(pid);
+                self.sampler.forget(pid);
                 let since = self.master_since.remove(&pid);
                 let launcher = since.is_some_and(|since| ts_ns.saturating_sub(since) < LAUNCHER_NS);
-                for worker in workers {
+                for &(worker, _) in &workers {
                     self.forget_heartbeat(worker);
                     self.lifecycle.forget(worker);
+                    self.sampler.forget(worker);
                     if !(launcher && self.adopt_daemon_child(worker, ts_ns)) {
                         self.untrack(worker);
                     }
                 }
-                self.lock_stats().remove_app(&app);
+                let mut stats = self.lock_stats();
+                if last {
+                    stats.remove_app(&app);
+                } else {
+                    // A USR2 successor carries the instance on.
+                    stats.master_stopped(&app, pid);
+                    for (worker, slot) in workers {
+                        stats.worker_stopped(&app, slot, worker);
+                    }
+                }
+                drop(stats);
                 // `gunicorn --daemon` forks twice and the launcher exits: the real master is
                 // its grandchild, which no exec or tracked fork reveals. Look for it over the
                 // next two seconds rather than at the next periodic rescan.

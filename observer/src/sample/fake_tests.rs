@@ -41,9 +41,9 @@ impl FakeProc {
     }
 
     fn write(&self, pid: u32, file: &str, text: &str) {
-        let dir = self.root.join(pid.to_string());
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(file), text).unwrap();
+        let path = self.root.join(pid.to_string()).join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
     }
 
     /// A process named `comm` with the given CPU ticks, start time and resident pages.
@@ -83,8 +83,20 @@ impl Drop for FakeProc {
 
 /// A `stat` line with every field present up to 52, as kernels since 3.5 write it.
 fn stat_line(pid: u32, comm: &str, utime: u64, stime: u64, start: u64) -> String {
+    stat_line_threads(pid, comm, utime, stime, start, 1)
+}
+
+/// The same with `threads` in field 20.
+fn stat_line_threads(
+    pid: u32,
+    comm: &str,
+    utime: u64,
+    stime: u64,
+    start: u64,
+    threads: u64,
+) -> String {
     format!(
-        "{pid} ({comm}) S 1 {pid} {pid} 0 -1 4194560 2811 0 0 0 {utime} {stime} 0 0 20 0 1 0 \
+        "{pid} ({comm}) S 1 {pid} {pid} 0 -1 4194560 2811 0 0 0 {utime} {stime} 0 0 20 0 {threads} 0 \
          {start} 31076352 2500 18446744073709551615 1 1 0 0 0 0 0 16781312 134234626 0 0 0 \
          17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
     )
@@ -109,6 +121,47 @@ fn first_sample_exact_values() {
     assert_eq!(s.cpu_percent, None);
     // Booted 1000.5 s ago, started 50_000 ticks = 500 s after boot.
     assert_eq!(s.uptime_seconds, 500.5);
+    assert_eq!(s.threads, 1);
+    // No `fd` directory: the process is taken as gone from there on, not as an error.
+    assert_eq!(s.open_fds, None);
+    assert!(s.fd_error.is_none());
+}
+
+#[test]
+fn threads_and_open_fds() {
+    let fake = FakeProc::new();
+    fake.process(42, "gunicorn: worker [app:app]", 120, 30, 50_000, 2_500);
+    let line = stat_line_threads(42, "gunicorn: worker [app:app]", 120, 30, 50_000, 5);
+    fake.write(42, "stat", &line);
+    // /proc lists one entry per descriptor, named by its number.
+    for fd in [0, 1, 2, 5, 9, 10, 117] {
+        fake.write(42, &format!("fd/{fd}"), "");
+    }
+    let mut sampler = Sampler::with_units(CLK_TCK, PAGE);
+
+    let s = sampler.sample(fake.root(), 42, Instant::now()).unwrap();
+    assert_eq!(s.threads, 5);
+    assert_eq!(s.open_fds, Some(7));
+    assert!(s.fd_error.is_none());
+}
+
+#[test]
+fn an_unlistable_fd_directory_keeps_the_rest_of_the_sample() {
+    let fake = FakeProc::new();
+    fake.process(42, "gunicorn", 120, 30, 50_000, 2_500);
+    // A file where the directory should be: listing it fails with ENOTDIR.
+    fake.write(42, "fd", "");
+    let mut sampler = Sampler::with_units(CLK_TCK, PAGE);
+
+    let s = sampler.sample(fake.root(), 42, Instant::now()).unwrap();
+    assert_eq!(s.open_fds, None);
+    assert_eq!(s.rss_bytes, 2_500 * 4096);
+    let err = s.fd_error.unwrap();
+    assert_eq!(err.reason(), "unreadable");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot read {}/42/fd", fake.root().display())
+    );
 }
 
 #[test]

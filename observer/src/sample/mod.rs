@@ -1,12 +1,15 @@
-//! Per-process resource samples from procfs: memory, CPU and age of Gunicorn processes.
+//! Per-process resource samples from procfs: memory, CPU, threads, open fds and age of
+//! Gunicorn processes.
 //!
 //! Sampling is meant for a bounded interval or a scrape, never per request. Each sample reads
-//! four files: `stat` (CPU times, start time), `statm` (RSS), `smaps_rollup` (PSS and USS,
-//! the only one that costs a page-table walk) and `/proc/uptime`, the last once per
-//! distinct `now` so a round over every worker reads it once.
+//! four files and lists one directory: `stat` (CPU times, threads, start time), `statm`
+//! (RSS), `smaps_rollup` (PSS and USS, the only one that costs a page-table walk), the `fd`
+//! directory (open descriptors) and `/proc/uptime`, the last once per distinct `now` so a
+//! round over every worker reads it once.
 
 mod cpu;
 mod error;
+mod fds;
 mod memory;
 mod read;
 mod stat;
@@ -53,6 +56,14 @@ pub struct ProcSample {
     pub cpu_percent: Option<f64>,
     /// Seconds since the process started.
     pub uptime_seconds: f64,
+    /// Threads of the process, the main one included.
+    pub threads: u64,
+    /// Open file descriptors; `None` when the `fd` directory could not be listed (see
+    /// `fd_error`) or the process exited meanwhile.
+    pub open_fds: Option<u64>,
+    /// Why the `fd` directory could not be listed, for a failure counter; the rest of the
+    /// sample is still good.
+    pub fd_error: Option<SampleError>,
 }
 
 /// Samples processes and remembers what a CPU rate needs between samples.
@@ -159,6 +170,11 @@ impl Sampler {
             Err(e) => (None, Some(e)),
         };
 
+        let (open_fds, fd_error) = match fds::count(proc_root, pid) {
+            Ok(open) => (open, None),
+            Err(e) => (None, Some(e)),
+        };
+
         let boot_uptime = self.boot_uptime(proc_root, pid, now)?;
         let cpu_ticks = stat.utime + stat.stime;
         Ok(ProcSample {
@@ -171,6 +187,9 @@ impl Sampler {
             cpu_seconds_total: cpu_ticks as f64 / self.clk_tck as f64,
             cpu_percent: self.cpu.observe(pid, stat.starttime, cpu_ticks, now),
             uptime_seconds: uptime::age_seconds(boot_uptime, stat.starttime, self.clk_tck),
+            threads: stat.num_threads,
+            open_fds,
+            fd_error,
         })
     }
 

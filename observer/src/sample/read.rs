@@ -58,6 +58,6 @@ impl FileReader {
 
 /// procfs answers ENOENT once a pid's directory is gone and ESRCH when the task exits (or,
 /// for `smaps_rollup`, has no address space left) between open and read.
-fn is_missing(e: &io::Error) -> bool {
+pub(super) fn is_missing(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }

@@ -1,16 +1,18 @@
-//! `/proc/<pid>/stat`: CPU times and the start time.
+//! `/proc/<pid>/stat`: CPU times, the thread count and the start time.
 //!
 //! The second field is the command name in parentheses, and the name may itself contain
 //! spaces and `)` (a process can rename itself to anything up to 15 bytes, not even UTF-8),
 //! so fields are counted from the last `)` in the line, never by splitting the whole line.
 
-/// The fields of `stat` we use, in clock ticks.
+/// The fields of `stat` we use; times in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
     /// Field 14: time in user mode, all threads of the process.
     pub utime: u64,
     /// Field 15: time in kernel mode, all threads of the process.
     pub stime: u64,
+    /// Field 20: threads in the process, the main one included.
+    pub num_threads: u64,
     /// Field 22: when the process started, in ticks since boot.
     pub starttime: u64,
 }
@@ -19,6 +21,7 @@ pub struct Stat {
 const FIRST_AFTER_COMM: usize = 3;
 const UTIME: usize = 14;
 const STIME: usize = 15;
+const NUM_THREADS: usize = 20;
 const STARTTIME: usize = 22;
 
 /// Parses one `stat` line, or says which part is wrong.
@@ -35,10 +38,12 @@ pub fn parse(bytes: &[u8]) -> Result<Stat, &'static str> {
     // `nth` consumes what it skips, so each offset is relative to the field read before.
     let utime = number(fields.nth(UTIME - FIRST_AFTER_COMM))?;
     let stime = number(fields.nth(STIME - UTIME - 1))?;
-    let starttime = number(fields.nth(STARTTIME - STIME - 1))?;
+    let num_threads = number(fields.nth(NUM_THREADS - STIME - 1))?;
+    let starttime = number(fields.nth(STARTTIME - NUM_THREADS - 1))?;
     Ok(Stat {
         utime,
         stime,
+        num_threads,
         starttime,
     })
 }
@@ -47,7 +52,7 @@ fn number(field: Option<&str>) -> Result<u64, &'static str> {
     field
         .ok_or("too few fields")?
         .parse()
-        .map_err(|_| "a time field is not a number")
+        .map_err(|_| "a field is not a number")
 }
 
 #[cfg(test)]
@@ -66,6 +71,7 @@ mod tests {
             Stat {
                 utime: 45,
                 stime: 3,
+                num_threads: 1,
                 starttime: 199334
             }
         );
@@ -73,13 +79,14 @@ mod tests {
 
     #[test]
     fn command_with_spaces_and_parentheses() {
-        let line = b"7 (gunicorn: ) (x) y) S 1 7 7 0 -1 0 0 0 0 0 120 30 0 0 20 0 2 0 5000 0 0\n";
+        let line = b"7 (gunicorn: ) (x) y) S 1 7 7 0 -1 0 0 0 0 0 120 30 0 0 20 0 5 0 5000 0 0\n";
         let stat = parse(line).unwrap();
         assert_eq!(
             stat,
             Stat {
                 utime: 120,
                 stime: 30,
+                num_threads: 5,
                 starttime: 5000
             }
         );
@@ -109,7 +116,9 @@ mod tests {
     #[test]
     fn time_field_not_a_number() {
         let line = b"7 (p) S 1 7 7 0 -1 0 0 0 0 0 12x 30 0 0 20 0 2 0 5000 0\n";
-        assert_eq!(parse(line), Err("a time field is not a number"));
+        assert_eq!(parse(line), Err("a field is not a number"));
+        let line = b"7 (p) S 1 7 7 0 -1 0 0 0 0 0 12 30 0 0 20 0 two 0 5000 0\n";
+        assert_eq!(parse(line), Err("a field is not a number"));
     }
 
     #[test]
