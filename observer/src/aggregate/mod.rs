@@ -14,6 +14,7 @@ use std::{
 pub use histogram::Histogram;
 
 use crate::{
+    discover::kube::{ContainerRef, PodLabels},
     http::{AbortReason, Completed, Method, Outcome},
     lifecycle::RestartReason,
 };
@@ -106,6 +107,10 @@ pub struct AppStats {
     pub restarts: BTreeMap<RestartReason, u64>,
     /// The master's `--timeout` in seconds, when its arguments were visible.
     pub timeout_secs: Option<u32>,
+    /// The pod and container the master runs in, from its cgroup; `None` outside Kubernetes.
+    pub container: Option<ContainerRef>,
+    /// Their names, once the node's pod list had them (`--kube-pods-url`).
+    pub pod: Option<PodLabels>,
 }
 
 impl AppStats {
@@ -189,6 +194,11 @@ impl Stats {
     /// Records the instance's worker timeout; `None` when it could not be read.
     pub fn set_timeout(&mut self, app: &Arc<str>, timeout_secs: Option<u32>) {
         self.apps.entry(Arc::clone(app)).or_default().timeout_secs = timeout_secs;
+    }
+
+    /// Records which pod container an instance's master runs in.
+    pub fn set_container(&mut self, app: &Arc<str>, container: Option<ContainerRef>) {
+        self.apps.entry(Arc::clone(app)).or_default().container = container;
     }
 
     pub fn set_master_resources(&mut self, app: &str, sample: Resources) {
