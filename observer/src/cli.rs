@@ -47,6 +47,25 @@ pub struct Args {
     )]
     pub duration_buckets: Vec<f64>,
 
+    /// URL of this node's pod list, to label each instance with its Kubernetes `namespace`,
+    /// `pod` and `container`: the kubelet's read-only `http://<node>:10255/pods`, or an API
+    /// server proxy, `http://127.0.0.1:8001/api/v1/pods?fieldSelector=spec.nodeName%3D<node>`.
+    /// Unset: no pod labels.
+    #[arg(long, env = "GUNICORN_OBSERVER_KUBE_PODS_URL")]
+    pub kube_pods_url: Option<String>,
+
+    /// File holding a bearer token sent with each pod-list request (re-read every time).
+    #[arg(long, env = "GUNICORN_OBSERVER_KUBE_TOKEN_FILE")]
+    pub kube_token_file: Option<PathBuf>,
+
+    /// Seconds between pod-list fetches; an instance not in the list yet triggers one sooner.
+    #[arg(
+        long,
+        env = "GUNICORN_OBSERVER_KUBE_REFRESH_SECS",
+        default_value_t = 30
+    )]
+    pub kube_refresh_secs: u64,
+
     /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
     #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
     pub log: String,
@@ -59,6 +78,10 @@ impl Args {
 
     pub fn sample_interval(&self) -> Duration {
         Duration::from_secs(self.sample_secs.max(1))
+    }
+
+    pub fn kube_refresh_interval(&self) -> Duration {
+        Duration::from_secs(self.kube_refresh_secs.max(1))
     }
 
     pub fn drain_interval(&self) -> Duration {

@@ -22,6 +22,7 @@ use tracing_subscriber::EnvFilter;
 use gunicorn_observer::{
     aggregate::Stats,
     cli::Args,
+    discover::kube::{Endpoint, KubeMetrics, Refresher},
     export::{GunicornCollector, ObserverMetrics, QueueCollector, server},
     load::Probes,
     pipeline::{self, Intervals, Pipeline},
@@ -68,6 +69,12 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     preflight::check()?;
     let buckets = args.buckets().map_err(anyhow::Error::msg)?;
+    let kube_endpoint = args
+        .kube_pods_url
+        .as_deref()
+        .map(|url| Endpoint::parse(url, args.kube_token_file.clone()))
+        .transpose()
+        .context("--kube-pods-url")?;
 
     // Bind before loading anything, so a busy port fails fast and leaves the kernel untouched.
     let listener = server::bind(args.listen)
@@ -89,9 +96,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .register(Box::new(QueueCollector::new(Arc::clone(&stats))))
         .context("registering the listen-queue metrics")?;
     let metrics = ObserverMetrics::register(&registry).context("registering self-metrics")?;
+    let kube_metrics = KubeMetrics::register(&registry).context("registering kube metrics")?;
 
     let sampler = Sampler::new().context("reading the clock tick and page size")?;
-    let mut pipeline = Pipeline::new(probes, stats, metrics, sampler, args.proc_root.clone());
+    let mut pipeline = Pipeline::new(
+        probes,
+        Arc::clone(&stats),
+        metrics,
+        sampler,
+        args.proc_root.clone(),
+    );
     pipeline.scan();
 
     let ready = Arc::new(AtomicBool::new(true));
@@ -108,6 +122,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rescan: args.rescan_interval(),
         sample: args.sample_interval(),
     };
+    if let Some(endpoint) = kube_endpoint {
+        info!(
+            url = args.kube_pods_url.as_deref(),
+            "labelling instances with their pods"
+        );
+        let refresher = Refresher::new(
+            endpoint,
+            Arc::clone(&stats),
+            kube_metrics,
+            args.kube_refresh_interval(),
+        );
+        tokio::spawn(refresher.run(stopped.clone()));
+    }
     let events = tokio::spawn(pipeline::run(pipeline, ring, intervals, stopped));
 
     wait_for_signal().await?;

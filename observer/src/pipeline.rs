@@ -149,9 +149,11 @@ impl Pipeline {
                     info!(pid, app = %app, "found gunicorn master");
                     self.lifecycle.master_started(pid);
                     let timeout = found.instance(pid).and_then(|i| i.app.timeout_secs);
+                    let container = self.container_of(pid);
                     let mut stats = self.lock_stats();
                     stats.master_started(&app);
                     stats.set_timeout(&app, timeout);
+                    stats.set_container(&app, container);
                 }
                 Role::Worker => {
                     self.follow_open_connections(pid);
@@ -463,6 +465,18 @@ impl Pipeline {
         }
     }
 
+    /// The pod container a master runs in, for its `namespace`/`pod`/`container` labels.
+    fn container_of(&self, pid: u32) -> Option<discover::kube::ContainerRef> {
+        match discover::kube::container_of(&self.proc_root, pid) {
+            Ok(container) => container,
+            Err(err) => {
+                debug!(pid, error = %err, "cannot read the master's cgroup");
+                self.count_discovery_error("cgroup_unreadable", 1);
+                None
+            }
+        }
+    }
+
     /// Registers and tracks a master found outside a scan. Returns false if it was known.
     fn adopt_master(&mut self, info: &ProcInfo, app: AppName, now_ns: u64) -> bool {
         if !self
@@ -474,7 +488,10 @@ impl Pipeline {
         self.master_since.insert(info.pid, now_ns);
         self.lifecycle.master_started(info.pid);
         if let Some(name) = self.registry.app(info.pid) {
-            self.lock_stats().set_timeout(&name, app.timeout_secs);
+            let container = self.container_of(info.pid);
+            let mut stats = self.lock_stats();
+            stats.set_timeout(&name, app.timeout_secs);
+            stats.set_container(&name, container);
         }
         self.track(info.pid, ROLE_MASTER);
         self.update_gauges();

@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod env;
 pub mod gunicorn;
 pub mod http;
+pub mod kube;
 pub mod metrics;
 pub mod observer;
 pub mod process;

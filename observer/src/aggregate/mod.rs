@@ -20,6 +20,7 @@ pub use listener::ListenerStats;
 pub use slot::SlotStats;
 
 use crate::{
+    discover::kube::{ContainerRef, PodLabels},
     http::{AbortReason, Completed, Outcome},
     lifecycle::RestartReason,
 };
@@ -76,6 +77,10 @@ pub struct AppStats {
     pub timeout_secs: Option<u32>,
     /// The instance's listening sockets by `listener` label (see `listener.rs`).
     pub listeners: BTreeMap<String, ListenerStats>,
+    /// The pod and container the master runs in, from its cgroup; `None` outside Kubernetes.
+    pub container: Option<ContainerRef>,
+    /// Their names, once the node's pod list had them (`--kube-pods-url`).
+    pub pod: Option<PodLabels>,
 }
 
 impl AppStats {
@@ -165,6 +170,11 @@ impl Stats {
     /// Records the instance's worker timeout; `None` when it could not be read.
     pub fn set_timeout(&mut self, app: &Arc<str>, timeout_secs: Option<u32>) {
         self.apps.entry(Arc::clone(app)).or_default().timeout_secs = timeout_secs;
+    }
+
+    /// Records which pod container an instance's master runs in.
+    pub fn set_container(&mut self, app: &Arc<str>, container: Option<ContainerRef>) {
+        self.apps.entry(Arc::clone(app)).or_default().container = container;
     }
 
     /// Stores master `pid`'s sample. Its CPU time always counts; the gauges show only the

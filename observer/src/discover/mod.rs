@@ -7,6 +7,7 @@
 mod appname;
 mod cmdline;
 mod config;
+pub mod kube;
 mod options;
 mod procfile;
 mod procscan;

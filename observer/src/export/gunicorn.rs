@@ -13,7 +13,7 @@ use prometheus::{
     proto::{self, LabelPair, MetricFamily, MetricType},
 };
 
-use crate::aggregate::{Histogram, Resources, SlotStats, Stats};
+use crate::aggregate::{AppStats, Histogram, Resources, SlotStats, Stats};
 
 pub const REQUESTS: &str = "gunicorn_worker_requests_total";
 pub const DURATION: &str = "gunicorn_worker_request_duration_seconds";
@@ -292,7 +292,7 @@ pub fn render(stats: &Stats, now_ns: u64) -> Vec<MetricFamily> {
     let mut apps: Vec<_> = stats.apps.iter().collect();
     apps.sort_by(|a, b| a.0.cmp(b.0));
     for (app, app_stats) in apps {
-        let app_label = [label("app", app)];
+        let app_label = instance_labels(app, app_stats);
         out.push(
             WORKERS,
             gauge(app_label.to_vec(), app_stats.live_workers() as f64),
@@ -322,14 +322,33 @@ pub fn render(stats: &Stats, now_ns: u64) -> Vec<MetricFamily> {
             out.push(MASTER_RESTARTS, counter(labels, count));
         }
         for (slot, slot_stats) in &app_stats.slots {
-            render_slot(&mut out, app, *slot, slot_stats, now_ns);
+            render_slot(&mut out, &app_label, *slot, slot_stats, now_ns);
         }
     }
     out.finish()
 }
 
-fn render_slot(out: &mut Families, app: &str, slot: u32, stats: &SlotStats, now_ns: u64) {
-    let base = [label("app", app), label("worker_id", &slot.to_string())];
+/// The labels every series of one instance starts with: `app`, and in Kubernetes the
+/// `namespace`, `pod` and `container` its master runs in. The only place they are built.
+fn instance_labels(app: &str, stats: &AppStats) -> Vec<LabelPair> {
+    let mut labels = vec![label("app", app)];
+    if let Some(pod) = &stats.pod {
+        labels.push(label("namespace", &pod.namespace));
+        labels.push(label("pod", &pod.pod));
+        labels.push(label("container", &pod.container));
+    }
+    labels
+}
+
+fn render_slot(
+    out: &mut Families,
+    instance: &[LabelPair],
+    slot: u32,
+    stats: &SlotStats,
+    now_ns: u64,
+) {
+    let mut base = instance.to_vec();
+    base.push(label("worker_id", &slot.to_string()));
     let with = |extra: &[(&str, &str)]| {
         let mut labels = base.to_vec();
         labels.extend(extra.iter().map(|(name, value)| label(name, value)));
@@ -543,5 +562,49 @@ mod tests {
         );
         assert!(text.contains("# TYPE gunicorn_worker_requests_total counter\n"));
         assert!(text.contains("# TYPE gunicorn_worker_request_duration_seconds histogram\n"));
+    }
+
+    #[test]
+    fn pod_labels_lead_every_series_of_their_instance_only() {
+        use crate::discover::kube::PodLabels;
+
+        let (shop, batch): (Arc<str>, Arc<str>) = (Arc::from("shop"), Arc::from("batch"));
+        let mut stats = Stats::new(&[1.0]);
+        stats.worker_started(&shop, 0, 10);
+        stats.worker_started(&batch, 0, 20);
+        stats.worker_restarted(&shop, 0, RestartReason::MaxRequests);
+        stats.apps.get_mut("shop").unwrap().pod = Some(PodLabels {
+            namespace: "web".to_owned(),
+            pod: "shop-7d9f8".to_owned(),
+            container: "app".to_owned(),
+        });
+
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&render(&stats, 0), &mut text)
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains("worker_state"))
+            .collect();
+        let shop = r#"app="shop",namespace="web",pod="shop-7d9f8",container="app""#;
+        assert_eq!(
+            samples,
+            [
+                r#"gunicorn_workers{app="batch"} 1"#.to_owned(),
+                format!("gunicorn_workers{{{shop}}} 1"),
+                r#"gunicorn_worker_info{app="batch",worker_id="0",pid="20"} 1"#.to_owned(),
+                format!(r#"gunicorn_worker_info{{{shop},worker_id="0",pid="10"}} 1"#),
+                r#"gunicorn_worker_busy_seconds_total{app="batch",worker_id="0"} 0"#.to_owned(),
+                format!(r#"gunicorn_worker_busy_seconds_total{{{shop},worker_id="0"}} 0"#),
+                format!(
+                    r#"gunicorn_worker_restarts_total{{{shop},worker_id="0",reason="max_requests"}} 1"#
+                ),
+                format!(
+                    r#"gunicorn_master_worker_restart_total{{{shop},reason="max_requests"}} 1"#
+                ),
+            ]
+        );
     }
 }

@@ -7,13 +7,14 @@ use observer_ebpf::drops::DROP_REASON_NAMES;
 use crate::{decode::DecodeError, http::Problem, sample::SampleError};
 
 /// Label values of `gunicorn_observer_discovery_errors_total`.
-pub const DISCOVERY_ERROR_REASONS: [&str; 6] = [
+pub const DISCOVERY_ERROR_REASONS: [&str; 7] = [
     "scan_failed",
     "process_gone",
     "unreadable",
     "malformed",
     "config_unreadable",
     "track_failed",
+    "cgroup_unreadable",
 ];
 
 /// Label values of `gunicorn_observer_queue_errors_total`: listen queues that could not be

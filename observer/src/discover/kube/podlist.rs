@@ -1,0 +1,235 @@
+//! The pods of this node, indexed by UID, from a `v1.PodList` (the kubelet's `/pods` or the
+//! API server's `/api/v1/pods`): only the names the labels need are kept.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::cgroup::ContainerRef;
+
+/// The `namespace`, `pod` and `container` label values of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodLabels {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+/// Why a container could not be named from the pod list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No pod with that UID: it started after the last fetch (or left).
+    PodNotFound,
+    /// The pod is there but none of its container statuses has that id yet.
+    ContainerNotFound,
+}
+
+impl Miss {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PodNotFound => "pod_not_found",
+            Self::ContainerNotFound => "container_not_found",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodIndex {
+    pods: HashMap<String, Pod>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Pod {
+    namespace: String,
+    name: String,
+    /// Runtime id (without the `<runtime>://` scheme) → container name.
+    containers: HashMap<String, String>,
+}
+
+impl PodIndex {
+    /// Parses a `v1.PodList` JSON document.
+    pub fn from_json(bytes: &[u8]) -> Result<PodIndex, serde_json::Error> {
+        let list: PodList = serde_json::from_slice(bytes)?;
+        let pods = list
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                let status = item.status.unwrap_or_default();
+                let containers = status
+                    .container_statuses
+                    .into_iter()
+                    .chain(status.init_container_statuses)
+                    .filter_map(|c| Some((runtime_id(c.container_id.as_deref()?)?, c.name)))
+                    .collect();
+                let pod = Pod {
+                    namespace: item.metadata.namespace,
+                    name: item.metadata.name,
+                    containers,
+                };
+                (item.metadata.uid.to_ascii_lowercase(), pod)
+            })
+            .collect();
+        Ok(PodIndex { pods })
+    }
+
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    pub fn lookup(&self, container: &ContainerRef) -> Result<PodLabels, Miss> {
+        let pod = self.pods.get(&container.pod_uid).ok_or(Miss::PodNotFound)?;
+        let name = pod
+            .containers
+            .get(&container.container_id)
+            .ok_or(Miss::ContainerNotFound)?;
+        Ok(PodLabels {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            container: name.clone(),
+        })
+    }
+}
+
+/// `containerd://<id>` → `<id>`; the cgroup path carries the id without the runtime's name.
+fn runtime_id(container_id: &str) -> Option<String> {
+    let (_, id) = container_id.split_once("://")?;
+    (!id.is_empty()).then(|| id.to_ascii_lowercase())
+}
+
+#[derive(Deserialize)]
+struct PodList {
+    /// Go writes an empty list as `null`.
+    #[serde(default)]
+    items: Option<Vec<Item>>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    metadata: Metadata,
+    status: Option<Status>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    name: String,
+    namespace: String,
+    uid: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    #[serde(default)]
+    container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    init_container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerStatus {
+    name: String,
+    /// Absent while the container is still being created.
+    #[serde(rename = "containerID")]
+    container_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trimmed from a kubelet's `/pods`: a running pod with a sidecar and a finished init
+    /// container, and a pending pod whose container has no id yet.
+    const PODS: &str = r#"{
+      "kind": "PodList", "apiVersion": "v1", "metadata": {},
+      "items": [
+        {
+          "metadata": {"name": "shop-7d9f8", "namespace": "web",
+                       "uid": "8F1C6A52-3d4e-4b7a-9c01-2e5f6a7b8c9d",
+                       "labels": {"app": "shop"}},
+          "spec": {"nodeName": "node-1", "containers": [{"name": "app"}, {"name": "proxy"}]},
+          "status": {
+            "phase": "Running",
+            "initContainerStatuses": [
+              {"name": "migrate", "containerID": "containerd://aaaa0000aaaa0000", "ready": false}
+            ],
+            "containerStatuses": [
+              {"name": "app", "containerID": "containerd://ABCDEF0123456789", "ready": true},
+              {"name": "proxy", "containerID": "cri-o://fedcba9876543210", "ready": true}
+            ]
+          }
+        },
+        {
+          "metadata": {"name": "late", "namespace": "web",
+                       "uid": "11111111-2222-3333-4444-555555555555"},
+          "status": {"phase": "Pending",
+                     "containerStatuses": [{"name": "app", "ready": false}]}
+        }
+      ]
+    }"#;
+
+    fn container(uid: &str, id: &str) -> ContainerRef {
+        ContainerRef {
+            pod_uid: uid.to_owned(),
+            container_id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn names_each_container_of_a_running_pod() {
+        let index = PodIndex::from_json(PODS.as_bytes()).unwrap();
+        assert_eq!(index.len(), 2);
+
+        let uid = "8f1c6a52-3d4e-4b7a-9c01-2e5f6a7b8c9d";
+        let labels = |c: &str| PodLabels {
+            namespace: "web".to_owned(),
+            pod: "shop-7d9f8".to_owned(),
+            container: c.to_owned(),
+        };
+        assert_eq!(
+            index.lookup(&container(uid, "abcdef0123456789")),
+            Ok(labels("app"))
+        );
+        assert_eq!(
+            index.lookup(&container(uid, "fedcba9876543210")),
+            Ok(labels("proxy"))
+        );
+        assert_eq!(
+            index.lookup(&container(uid, "aaaa0000aaaa0000")),
+            Ok(labels("migrate"))
+        );
+    }
+
+    #[test]
+    fn misses_say_which_half_was_unknown() {
+        let index = PodIndex::from_json(PODS.as_bytes()).unwrap();
+        let pending = "11111111-2222-3333-4444-555555555555";
+        assert_eq!(
+            index.lookup(&container(pending, "0123456789ab")),
+            Err(Miss::ContainerNotFound)
+        );
+        let absent = "99999999-2222-3333-4444-555555555555";
+        assert_eq!(
+            index.lookup(&container(absent, "0123456789ab")),
+            Err(Miss::PodNotFound)
+        );
+    }
+
+    #[test]
+    fn an_empty_list_and_garbage() {
+        let empty = PodIndex::from_json(br#"{"kind":"PodList","items":null}"#).unwrap();
+        assert!(empty.is_empty());
+        assert!(
+            PodIndex::from_json(br#"{"kind":"PodList"}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(PodIndex::from_json(b"<html>login</html>").is_err());
+        assert!(PodIndex::from_json(br#"{"items":[{"metadata":{}}]}"#).is_err());
+    }
+}
