@@ -293,3 +293,45 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verifier_rejection_is_shown_from_its_first_line() {
+        let log = "INFO kernel layouts read kernel=\"6.1.0\"\n\
+                   gunicorn-observer: loading the eBPF programs: the BPF_PROG_LOAD syscall \
+                   failed. Verifier output: 0: (bf) r6 = r1\n\
+                   1: (85) call bpf_get_current_pid_tgid#14\n\
+                   invalid mem access 'scalar'\n";
+        assert_eq!(
+            observer_excerpt(log),
+            "gunicorn-observer: loading the eBPF programs: the BPF_PROG_LOAD syscall failed. \
+             Verifier output: 0: (bf) r6 = r1\n\
+             1: (85) call bpf_get_current_pid_tgid#14\n\
+             invalid mem access 'scalar'"
+        );
+    }
+
+    #[test]
+    fn other_logs_are_shown_by_their_tail() {
+        let log: String = (1..=50).map(|n| format!("line {n}\n")).collect();
+        let shown = observer_excerpt(&log);
+        assert_eq!(shown.lines().count(), 40);
+        assert!(shown.starts_with("line 11\n") && shown.ends_with("line 50"));
+    }
+
+    #[test]
+    fn releases_come_from_the_package_names() {
+        let releases: Vec<&str> = KERNELS.iter().map(Kernel::release).collect();
+        assert_eq!(
+            releases,
+            ["6.1.0-57-cloud-amd64", "6.12.118+deb12-cloud-amd64"]
+        );
+        assert_eq!(
+            KERNELS[0].apt_spec(),
+            "linux-image-6.1.0-57-cloud-amd64=6.1.192-3"
+        );
+    }
+}

@@ -98,7 +98,8 @@ pub fn judge(mix: &[Request], files: &GuestFiles) -> Result<String, String> {
 
     let dropped = metrics.sum("gunicorn_observer_events_dropped_total", &[]);
     Ok(format!(
-        "requests by status {} and restarts {} exact, {dropped} kernel events dropped",
+        "requests by status {} and restarts {} exact, heartbeats from {beating} workers, \
+         {dropped} kernel events dropped",
         show(&counted),
         show(&restarts)
     ))
@@ -166,8 +167,8 @@ mod tests {
         assert_eq!(
             judge(MIX, &files(metrics(6, 6))),
             Ok(
-                "requests by status 200=6 404=6 and restarts external_signal=1 exact, 0 kernel \
-                events dropped"
+                "requests by status 200=6 404=6 and restarts external_signal=1 exact, \
+                 heartbeats from 2 workers, 0 kernel events dropped"
                     .into()
             )
         );
