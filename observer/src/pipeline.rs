@@ -6,7 +6,7 @@
 mod workers;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -55,6 +55,8 @@ pub struct Pipeline {
     /// When each master adopted outside a scan was first seen (CLOCK_MONOTONIC ns), to
     /// recognise a `--daemon` launcher that exits right after forking.
     master_since: HashMap<u32, u64>,
+    /// Known processes the last rescan found missing from /proc (see `forget_dead`).
+    vanished: HashSet<u32>,
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -82,6 +84,7 @@ impl Pipeline {
             proc_root,
             quick_rescans: 0,
             master_since: HashMap::new(),
+            vanished: HashSet::new(),
         }
     }
 
@@ -214,6 +217,12 @@ impl Pipeline {
 
     /// Drops processes whose exit event was lost (ring buffer overflow, or an exit while
     /// the observer was not running), detected by a missing or reused /proc entry.
+    ///
+    /// A process found missing is dropped only if the previous rescan found it missing too.
+    /// Its exit event is queued before its /proc entry goes (the exit tracepoint fires before
+    /// the master reaps it), but it may be queued after the drain that preceded this scan;
+    /// the drain before the next scan delivers it, with the exit's real status. Dropping it
+    /// at once would count an `unknown` restart for a worker that left for a known reason.
     fn forget_dead(&mut self) {
         let mut known = Vec::new();
         for master in self.registry.masters() {
@@ -225,18 +234,22 @@ impl Pipeline {
                     .map(|(pid, _)| pid),
             );
         }
+        let mut vanished = HashSet::new();
         for pid in known {
             let dead = match discover::read_process(&self.proc_root, pid) {
                 Ok(info) => self.registry.is_same(pid, info.start_time) == Some(false),
                 Err(ScanError::Gone { .. }) => true,
                 Err(_) => false,
             };
-            if dead {
+            if dead && self.vanished.contains(&pid) {
                 debug!(pid, "process vanished without an exit event");
                 let now = crate::clock::monotonic_ns();
                 self.process_exited(pid, now, Departure::Exit(ExitStatus::Unknown));
+            } else if dead {
+                vanished.insert(pid);
             }
         }
+        self.vanished = vanished;
     }
 
     /// Handles one drained batch of raw records.
