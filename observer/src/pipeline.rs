@@ -198,6 +198,10 @@ impl Pipeline {
     /// Registers a worker the kernel saw forked. Its start time is read now so a later
     /// rescan can tell it from an unrelated process that reuses the pid.
     fn add_worker(&mut self, master: u32, pid: u32, ts_ns: u64) {
+        // Already adopted from the master's children list (see `adopt_early_children`).
+        if self.registry.worker(pid).is_some() {
+            return;
+        }
         let Some(worker) = self.registry.add_forked(master, pid, ts_ns) else {
             return;
         };
@@ -453,10 +457,27 @@ impl Pipeline {
         if let Some(old) = forked_by
             && self.adopt_successor(&info, &app, old, now)
         {
+            self.adopt_early_children(pid, now);
             return;
         }
         if self.adopt_master(&info, app, now) {
             info!(pid, app = %self.registry.app(pid).unwrap_or_default(), "gunicorn master started");
+            self.adopt_early_children(pid, now);
+        }
+    }
+
+    /// Workers `master` forked before the kernel knew it as a master (a busy observer may
+    /// handle the exec after the new master's first forks) were not tracked at their fork
+    /// and sent no fork event; they are taken from its children now, as if forked at
+    /// `now_ns`, so a USR2 successor's workers still take over their slots.
+    fn adopt_early_children(&mut self, master: u32, now_ns: u64) {
+        for child in discover::children(&self.proc_root, master) {
+            if self.registry.worker(child).is_some() || self.registry.is_master(child) {
+                continue;
+            }
+            self.track(child, Role::Worker.kernel_value());
+            self.add_worker(master, child, now_ns);
+            self.follow_open_connections(child);
         }
     }
 

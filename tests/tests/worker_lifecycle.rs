@@ -191,8 +191,14 @@ fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
     let overlap = observer.wait_for_metrics(Duration::from_secs(20), "four workers", |m| {
         worker_info(m, app).len() == 4
     });
-    let slots: Vec<u32> = worker_info(&overlap, app).iter().map(|w| w.0).collect();
-    assert_eq!(slots, vec![0, 0, 1, 1]);
+    let info = worker_info(&overlap, app);
+    let slots: Vec<u32> = info.iter().map(|w| w.0).collect();
+    assert_eq!(
+        slots,
+        vec![0, 0, 1, 1],
+        "worker_info {info:?}\n{}",
+        observer.logs()
+    );
     assert_eq!(overlap.get(WORKERS, &[("app", app)]), Some(4.0));
 
     process::signal(old_master, libc::SIGTERM).expect("SIGTERM to the old master");
@@ -214,7 +220,7 @@ fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
         .samples()
         .iter()
         .filter_map(|sample| sample.label("app"))
-        .filter(|app| app.starts_with(app))
+        .filter(|label| label.starts_with(app))
         .collect();
     assert_eq!(apps, BTreeSet::from([app]), "one label for the instance");
     let info = worker_info(&after, app);
