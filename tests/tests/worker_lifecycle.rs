@@ -197,7 +197,7 @@ fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
         slots,
         vec![0, 0, 1, 1],
         "worker_info {info:?}\n{}",
-        observer.logs()
+        observer.stderr()
     );
     assert_eq!(overlap.get(WORKERS, &[("app", app)]), Some(4.0));
 
