@@ -3,6 +3,7 @@
 //! Everything on the event path runs on one task and owns its state outright (no locks but
 //! the statistics shared with the exporter, taken once per drained batch).
 
+mod upgrade;
 mod workers;
 
 use std::{
@@ -466,21 +467,6 @@ impl Pipeline {
         }
     }
 
-    /// Workers `master` forked before the kernel knew it as a master (a busy observer may
-    /// handle the exec after the new master's first forks) were not tracked at their fork
-    /// and sent no fork event; they are taken from its children now, as if forked at
-    /// `now_ns`, so a USR2 successor's workers still take over their slots.
-    fn adopt_early_children(&mut self, master: u32, now_ns: u64) {
-        for child in discover::children(&self.proc_root, master) {
-            if self.registry.worker(child).is_some() || self.registry.is_master(child) {
-                continue;
-            }
-            self.track(child, Role::Worker.kernel_value());
-            self.add_worker(master, child, now_ns);
-            self.follow_open_connections(child);
-        }
-    }
-
     /// Registers and tracks a master found outside a scan. Returns false if it was known.
     fn adopt_master(&mut self, info: &ProcInfo, app: AppName, now_ns: u64) -> bool {
         if !self
@@ -495,27 +481,6 @@ impl Pipeline {
             self.lock_stats().set_timeout(&name, app.timeout_secs);
         }
         self.track(info.pid, ROLE_MASTER);
-        self.update_gauges();
-        true
-    }
-
-    /// Registers `info`, exec'd by a child of master `old`, as `old`'s USR2 successor when
-    /// it asks for the same name: it takes over the instance's label, and its workers the
-    /// slots of `old`'s. Returns false, changing nothing, when it is not one.
-    fn adopt_successor(&mut self, info: &ProcInfo, app: &AppName, old: u32, now_ns: u64) -> bool {
-        let (pid, start) = (info.pid, info.start_time);
-        if !self
-            .registry
-            .add_successor(pid, start, &app.name, old, Some(now_ns))
-        {
-            return false;
-        }
-        let name = self.registry.app(pid).unwrap_or_default();
-        info!(pid, old_master = old, app = %name, "gunicorn master upgraded (USR2)");
-        self.master_since.insert(pid, now_ns);
-        self.lifecycle.master_started(pid);
-        self.lock_stats().set_timeout(&name, app.timeout_secs);
-        self.track(pid, ROLE_MASTER);
         self.update_gauges();
         true
     }

@@ -31,7 +31,7 @@ fn start(name: &str, extra: &[&str]) -> (Observer, Gunicorn) {
     (observer, Gunicorn::start(opts))
 }
 
-fn slot0<'a>(app: &'a str) -> [(&'a str, &'a str); 2] {
+fn slot0(app: &str) -> [(&str, &str); 2] {
     [("app", app), ("worker_id", "0")]
 }
 
