@@ -4,10 +4,11 @@
 //! the statistics shared with the exporter, taken once per drained batch).
 
 mod queue;
+mod upgrade;
 mod workers;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -60,6 +61,8 @@ pub struct Pipeline {
     listeners: crate::queue::ListenerIndex,
     /// The ports in the kernel's `LISTEN_PORTS` map.
     watched_ports: std::collections::BTreeSet<u16>,
+    /// Known processes the last rescan found missing from /proc (see `forget_dead`).
+    vanished: HashSet<u32>,
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -89,6 +92,7 @@ impl Pipeline {
             master_since: HashMap::new(),
             listeners: Default::default(),
             watched_ports: Default::default(),
+            vanished: HashSet::new(),
         }
     }
 
@@ -204,6 +208,10 @@ impl Pipeline {
     /// Registers a worker the kernel saw forked. Its start time is read now so a later
     /// rescan can tell it from an unrelated process that reuses the pid.
     fn add_worker(&mut self, master: u32, pid: u32, ts_ns: u64) {
+        // Already adopted from the master's children list (see `adopt_early_children`).
+        if self.registry.worker(pid).is_some() {
+            return;
+        }
         let Some(worker) = self.registry.add_forked(master, pid, ts_ns) else {
             return;
         };
@@ -224,6 +232,12 @@ impl Pipeline {
 
     /// Drops processes whose exit event was lost (ring buffer overflow, or an exit while
     /// the observer was not running), detected by a missing or reused /proc entry.
+    ///
+    /// A process found missing is dropped only if the previous rescan found it missing too.
+    /// Its exit event is queued before its /proc entry goes (the exit tracepoint fires before
+    /// the master reaps it), but it may be queued after the drain that preceded this scan;
+    /// the drain before the next scan delivers it, with the exit's real status. Dropping it
+    /// at once would count an `unknown` restart for a worker that left for a known reason.
     fn forget_dead(&mut self) {
         let mut known = Vec::new();
         for master in self.registry.masters() {
@@ -235,18 +249,22 @@ impl Pipeline {
                     .map(|(pid, _)| pid),
             );
         }
+        let mut vanished = HashSet::new();
         for pid in known {
             let dead = match discover::read_process(&self.proc_root, pid) {
                 Ok(info) => self.registry.is_same(pid, info.start_time) == Some(false),
                 Err(ScanError::Gone { .. }) => true,
                 Err(_) => false,
             };
-            if dead {
+            if dead && self.vanished.contains(&pid) {
                 debug!(pid, "process vanished without an exit event");
                 let now = crate::clock::monotonic_ns();
                 self.process_exited(pid, now, Departure::Exit(ExitStatus::Unknown));
+            } else if dead {
+                vanished.insert(pid);
             }
         }
+        self.vanished = vanished;
     }
 
     /// Handles one drained batch of raw records.
@@ -458,10 +476,12 @@ impl Pipeline {
         if let Some(old) = forked_by
             && self.adopt_successor(&info, &app, old, now)
         {
+            self.adopt_early_children(pid, now);
             return;
         }
         if self.adopt_master(&info, app, now) {
             info!(pid, app = %self.registry.app(pid).unwrap_or_default(), "gunicorn master started");
+            self.adopt_early_children(pid, now);
         }
     }
 
@@ -494,27 +514,6 @@ impl Pipeline {
             stats.set_container(&name, container);
         }
         self.track(info.pid, ROLE_MASTER);
-        self.update_gauges();
-        true
-    }
-
-    /// Registers `info`, exec'd by a child of master `old`, as `old`'s USR2 successor when
-    /// it asks for the same name: it takes over the instance's label, and its workers the
-    /// slots of `old`'s. Returns false, changing nothing, when it is not one.
-    fn adopt_successor(&mut self, info: &ProcInfo, app: &AppName, old: u32, now_ns: u64) -> bool {
-        let (pid, start) = (info.pid, info.start_time);
-        if !self
-            .registry
-            .add_successor(pid, start, &app.name, old, Some(now_ns))
-        {
-            return false;
-        }
-        let name = self.registry.app(pid).unwrap_or_default();
-        info!(pid, old_master = old, app = %name, "gunicorn master upgraded (USR2)");
-        self.master_since.insert(pid, now_ns);
-        self.lifecycle.master_started(pid);
-        self.lock_stats().set_timeout(&name, app.timeout_secs);
-        self.track(pid, ROLE_MASTER);
         self.update_gauges();
         true
     }

@@ -31,7 +31,7 @@ fn start(name: &str, extra: &[&str]) -> (Observer, Gunicorn) {
     (observer, Gunicorn::start(opts))
 }
 
-fn slot0<'a>(app: &'a str) -> [(&'a str, &'a str); 2] {
+fn slot0(app: &str) -> [(&str, &str); 2] {
     [("app", app), ("worker_id", "0")]
 }
 
@@ -79,10 +79,11 @@ fn steady(observer: &Observer, family: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn threads_and_open_fds_grow_by_exactly_what_the_worker_holds() {
-    const APP: &str = "resources-hold";
-    let (observer, gunicorn) = start(APP, &[]);
+    let app = common::unique_app("resources-hold");
+    let app = app.as_str();
+    let (observer, gunicorn) = start(app, &[]);
     let worker = gunicorn.worker_pids()[0];
-    let labels = slot0(APP);
+    let labels = slot0(app);
 
     // A sync worker runs on one thread; its fd count is whatever Gunicorn opened.
     let threads = steady(&observer, THREADS, &labels);
@@ -98,7 +99,7 @@ fn threads_and_open_fds_grow_by_exactly_what_the_worker_holds() {
 
     // The master, idle, agrees with /proc as read here.
     let master = gunicorn.master_pid();
-    let app = [("app", APP)];
+    let app = [("app", app)];
     let master_threads = steady(&observer, MASTER_THREADS, &app);
     assert_eq!(master_threads, status_field(master, "Threads") as f64);
     let master_fds = steady(&observer, MASTER_FDS, &app);
@@ -107,11 +108,12 @@ fn threads_and_open_fds_grow_by_exactly_what_the_worker_holds() {
 
 #[test]
 fn cpu_seconds_cover_the_burn_and_never_go_back_across_a_recycle() {
-    const APP: &str = "resources-cpu";
+    let app = common::unique_app("resources-cpu");
+    let app = app.as_str();
     // The third request ends the worker, and its replacement continues the slot.
-    let (observer, gunicorn) = start(APP, &["--max-requests=3"]);
+    let (observer, gunicorn) = start(app, &["--max-requests=3"]);
     let worker = gunicorn.worker_pids()[0];
-    let labels = slot0(APP);
+    let labels = slot0(app);
 
     let response = gunicorn.get("/burn/300");
     assert_eq!(response.status, 200);
@@ -129,14 +131,14 @@ fn cpu_seconds_cover_the_burn_and_never_go_back_across_a_recycle() {
         "{seen} s beyond /proc's {}",
         cpu_seconds(worker)
     );
-    let master_cpu = metrics.get(MASTER_CPU, &[("app", APP)]).unwrap();
+    let master_cpu = metrics.get(MASTER_CPU, &[("app", app)]).unwrap();
     assert!(master_cpu <= cpu_seconds(gunicorn.master_pid()));
 
     // Two more requests and the worker leaves; the slot's counter keeps its CPU.
     assert_eq!(gunicorn.get("/").status, 200);
     assert_eq!(gunicorn.get("/").status, 200);
     let replaced = observer.wait_for_metrics(WAIT, "the replacement's first sample", |m| {
-        let info = common::worker_info(m, APP);
+        let info = common::worker_info(m, app);
         info.len() == 1 && info[0].1 != worker && m.get(THREADS, &labels).is_some()
     });
     let after = replaced.get(CPU, &labels).unwrap();

@@ -21,11 +21,12 @@ const PER_CLIENT: usize = 60;
 
 #[test]
 fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
-    const APP: &str = "lifecycle-recycle";
+    let app = common::unique_app("lifecycle-recycle");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(
         GunicornOpts::sync(2)
-            .arg(&format!("--name={APP}"))
+            .arg(&format!("--name={app}"))
             .arg("--max-requests=20"),
     );
 
@@ -46,9 +47,9 @@ fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
         access_by_method_status(&entries),
         expect(&[("GET", "200", sent)])
     );
-    let after = settled(&observer, APP, sent);
+    let after = settled(&observer, app, sent);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, app),
         expect(&[("GET", "200", sent)])
     );
 
@@ -57,12 +58,12 @@ fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
         gunicorn.booted_worker_pids().len() >= 12,
         "workers were recycled"
     );
-    assert_eq!(request_slots(&after, APP), vec![0, 1]);
+    assert_eq!(request_slots(&after, app), vec![0, 1]);
 
     // gunicorn_worker_info names exactly the live workers, once a last recycle settles.
     let current = process::wait_for(Duration::from_secs(10), || {
         let live = gunicorn.worker_pids();
-        let info = worker_info(&observer.metrics(), APP);
+        let info = worker_info(&observer.metrics(), app);
         let pids: Vec<u32> = info.iter().map(|(_, pid)| *pid).collect();
         let mut sorted = pids.clone();
         sorted.sort_unstable();
@@ -85,15 +86,16 @@ fn wait_for_new_workers(gunicorn: &Gunicorn, old: &[u32], count: usize) -> Vec<u
 
 #[test]
 fn sighup_reload_hands_the_slots_over_and_counters_never_go_back() {
-    const APP: &str = "lifecycle-hup";
+    let app = common::unique_app("lifecycle-hup");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     let old = gunicorn.worker_pids();
     for _ in 0..10 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
-    let before = settled(&observer, APP, 10.0);
-    assert_eq!(total(&before, APP), 10.0);
+    let before = settled(&observer, app, 10.0);
+    assert_eq!(total(&before, app), 10.0);
 
     // A reload (deploys and config changes): new workers boot, then the old ones stop.
     process::signal(gunicorn.master_pid(), libc::SIGHUP).expect("SIGHUP");
@@ -105,13 +107,13 @@ fn sighup_reload_hands_the_slots_over_and_counters_never_go_back() {
 
     gunicorn.wait_for_access_entries(30, Duration::from_secs(10));
     let after = observer.wait_for_metrics(Duration::from_secs(20), "the reload", |m| {
-        total(m, APP) == 30.0
-            && m.get(RESTARTS, &[("app", APP), ("reason", "reload")]) == Some(2.0)
-            && m.get(WORKERS, &[("app", APP)]) == Some(2.0)
+        total(m, app) == 30.0
+            && m.get(RESTARTS, &[("app", app), ("reason", "reload")]) == Some(2.0)
+            && m.get(WORKERS, &[("app", app)]) == Some(2.0)
     });
 
     // The new workers hold slots 0 and 1; the old ones are gone from every series.
-    let info = worker_info(&after, APP);
+    let info = worker_info(&after, app);
     let pids: Vec<u32> = info.iter().map(|(_, pid)| *pid).collect();
     let mut sorted = pids.clone();
     sorted.sort_unstable();
@@ -120,16 +122,16 @@ fn sighup_reload_hands_the_slots_over_and_counters_never_go_back() {
         info.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(),
         vec![0, 1]
     );
-    assert_eq!(request_slots(&after, APP), vec![0, 1]);
+    assert_eq!(request_slots(&after, app), vec![0, 1]);
 
     // Each slot's counter only grew, and each slot counted one reload.
     for slot in ["0", "1"] {
-        let labels = [("app", APP), ("worker_id", slot)];
+        let labels = [("app", app), ("worker_id", slot)];
         assert!(
             after.sum(common::REQUESTS, &labels) >= before.sum(common::REQUESTS, &labels),
             "slot {slot} went backwards"
         );
-        let reloads = [("app", APP), ("worker_id", slot), ("reason", "reload")];
+        let reloads = [("app", app), ("worker_id", slot), ("reason", "reload")];
         assert_eq!(after.get(SLOT_RESTARTS, &reloads), Some(1.0), "slot {slot}");
     }
 }
@@ -166,15 +168,16 @@ impl Drop for Orphan {
 
 #[test]
 fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
-    const APP: &str = "lifecycle-usr2";
+    let app = common::unique_app("lifecycle-usr2");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     let old_master = gunicorn.master_pid();
     let old_workers = gunicorn.worker_pids();
     for _ in 0..10 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
-    settled(&observer, APP, 10.0);
+    settled(&observer, app, 10.0);
 
     // The documented zero-downtime upgrade: USR2, then stop the old master. Not through
     // the harness's stop, which would also kill the new master, a child of the old one.
@@ -186,11 +189,17 @@ fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
     // While both run, the new master's workers hold slots 0 and 1 and the old ones are
     // still listed in them, all under the one label.
     let overlap = observer.wait_for_metrics(Duration::from_secs(20), "four workers", |m| {
-        worker_info(m, APP).len() == 4
+        worker_info(m, app).len() == 4
     });
-    let slots: Vec<u32> = worker_info(&overlap, APP).iter().map(|w| w.0).collect();
-    assert_eq!(slots, vec![0, 0, 1, 1]);
-    assert_eq!(overlap.get(WORKERS, &[("app", APP)]), Some(4.0));
+    let info = worker_info(&overlap, app);
+    let slots: Vec<u32> = info.iter().map(|w| w.0).collect();
+    assert_eq!(
+        slots,
+        vec![0, 0, 1, 1],
+        "worker_info {info:?}\n{}",
+        observer.stderr()
+    );
+    assert_eq!(overlap.get(WORKERS, &[("app", app)]), Some(4.0));
 
     process::signal(old_master, libc::SIGTERM).expect("SIGTERM to the old master");
     let old_gone = process::wait_for(Duration::from_secs(30), || {
@@ -205,22 +214,22 @@ fn usr2_upgrade_keeps_the_app_label_and_slots_once_the_old_master_is_gone() {
     }
 
     let after = observer.wait_for_metrics(Duration::from_secs(20), "the upgrade", |m| {
-        total(m, APP) == 30.0 && worker_info(m, APP).len() == 2
+        total(m, app) == 30.0 && worker_info(m, app).len() == 2
     });
     let apps: BTreeSet<&str> = after
         .samples()
         .iter()
         .filter_map(|sample| sample.label("app"))
-        .filter(|app| app.starts_with(APP))
+        .filter(|label| label.starts_with(app))
         .collect();
-    assert_eq!(apps, BTreeSet::from([APP]), "one label for the instance");
-    let info = worker_info(&after, APP);
+    assert_eq!(apps, BTreeSet::from([app]), "one label for the instance");
+    let info = worker_info(&after, app);
     assert_eq!(info.iter().map(|w| w.0).collect::<Vec<_>>(), vec![0, 1]);
     let mut pids: Vec<u32> = info.iter().map(|w| w.1).collect();
     pids.sort_unstable();
     assert_eq!(pids, new_workers);
-    assert_eq!(request_slots(&after, APP), vec![0, 1]);
-    assert_eq!(after.get(WORKERS, &[("app", APP)]), Some(2.0));
+    assert_eq!(request_slots(&after, app), vec![0, 1]);
+    assert_eq!(after.get(WORKERS, &[("app", app)]), Some(2.0));
     // The old workers stopped with their master: no restart to count.
-    assert_eq!(after.sum(RESTARTS, &[("app", APP)]), 0.0);
+    assert_eq!(after.sum(RESTARTS, &[("app", app)]), 0.0);
 }

@@ -5,6 +5,7 @@
 //! [`read_process`] reading the one process an exec event names.
 
 mod appname;
+mod children;
 mod cmdline;
 mod config;
 pub mod kube;
@@ -22,6 +23,7 @@ mod live_tests;
 mod scan_tests;
 
 pub use appname::{AppName, ConfigReadError};
+pub use children::children;
 pub use cmdline::{MasterCmd, NameSource, RoleHint, classify, config_path};
 pub use config::proc_name_from_config;
 pub use procfile::{ProcEnv, ScanError};

@@ -19,6 +19,13 @@ const CATCH_UP: Duration = Duration::from_secs(10);
 /// Extra time given after the expected count is reached, so over-counting shows too.
 const SETTLE: Duration = Duration::from_millis(500);
 
+/// `name` made unique to this test process: other checkouts may run the same test on the
+/// same host at the same time, and the observer sees every Gunicorn on it, so a fixed name
+/// could be taken (and its holder's counts read) by someone else's run.
+pub fn unique_app(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 /// Requests of one app, all series summed.
 pub fn total(metrics: &Metrics, app: &str) -> f64 {
     metrics.sum(REQUESTS, &[("app", app)])
