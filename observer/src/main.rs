@@ -81,14 +81,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     info!(programs = probes.attached(), "kernel programs attached");
 
     let registry = Registry::new();
-    let stats = Arc::new(Mutex::new(Stats::new(&buckets)));
+    let stats = Stats::new(&buckets).with_route_limit(args.max_routes);
+    let stats = Arc::new(Mutex::new(stats));
     registry
         .register(Box::new(GunicornCollector::new(Arc::clone(&stats))))
         .context("registering the Gunicorn metrics")?;
     let metrics = ObserverMetrics::register(&registry).context("registering self-metrics")?;
 
     let sampler = Sampler::new().context("reading the clock tick and page size")?;
-    let mut pipeline = Pipeline::new(probes, stats, metrics, sampler, args.proc_root.clone());
+    let mut pipeline = Pipeline::new(probes, stats, metrics, sampler, args.proc_root.clone())
+        .with_route_mode(args.route_label);
     pipeline.scan();
 
     let ready = Arc::new(AtomicBool::new(true));

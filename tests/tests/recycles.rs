@@ -88,6 +88,7 @@ fn three_hundred_recycles_count_exactly_and_stay_flat() {
                 ("app", APP),
                 ("worker_id", "0"),
                 ("method", "GET"),
+                ("route", "/"),
                 ("status", "200")
             ]
         ),

@@ -5,6 +5,7 @@
 //! label strings: the exporter renders labels only when Prometheus scrapes.
 
 mod histogram;
+mod routes;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -12,6 +13,7 @@ use std::{
 };
 
 pub use histogram::Histogram;
+pub use routes::{DEFAULT_ROUTE_LIMIT, RouteId, Routes};
 
 use crate::{
     http::{AbortReason, Completed, Method, Outcome},
@@ -59,9 +61,17 @@ pub struct SlotStats {
     pub pid: Option<u32>,
     /// The live worker's last resource sample.
     pub resources: Option<Resources>,
-    pub requests: BTreeMap<(Method, u16), u64>,
-    pub failed: BTreeMap<(Method, ErrorType), u64>,
-    pub durations: BTreeMap<Method, Histogram>,
+    /// Keyed by route ids of the app's [`Routes`].
+    pub requests: BTreeMap<(Method, RouteId, u16), u64>,
+    pub failed: BTreeMap<(Method, RouteId, ErrorType), u64>,
+    pub durations: BTreeMap<(Method, RouteId), Histogram>,
+    /// Request and response body sizes of answered requests, by method only: a route label
+    /// would multiply histogram series for little gain.
+    pub request_sizes: BTreeMap<Method, Histogram>,
+    pub response_sizes: BTreeMap<Method, Histogram>,
+    /// Requests of the live worker whose first byte was read and whose response has not
+    /// ended.
+    pub in_flight: usize,
     /// Workers of this slot that left or arrived, by reason.
     pub restarts: BTreeMap<RestartReason, u64>,
     /// Since when the live worker has had a request in flight (event clock, ns).
@@ -80,6 +90,9 @@ impl SlotStats {
             requests: BTreeMap::new(),
             failed: BTreeMap::new(),
             durations: BTreeMap::new(),
+            request_sizes: BTreeMap::new(),
+            response_sizes: BTreeMap::new(),
+            in_flight: 0,
             restarts: BTreeMap::new(),
             busy_since_ns: None,
             busy_ns: 0,
@@ -99,6 +112,8 @@ impl SlotStats {
 #[derive(Debug, Clone, Default)]
 pub struct AppStats {
     pub slots: BTreeMap<u32, SlotStats>,
+    /// Route label values, shared by the app's slots so the cap is per app.
+    pub routes: Routes,
     /// The master's last resource sample.
     pub master: Option<Resources>,
     /// Worker restarts of the whole instance by reason; unlike the per-slot counts these
@@ -117,10 +132,16 @@ impl AppStats {
     }
 }
 
+/// Upper bounds of the body size histograms, in bytes: decades from 100 B to 100 MB, the
+/// range from an empty JSON answer to a large download.
+pub const SIZE_BUCKETS: [f64; 7] = [1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
+
 /// Everything the exporter renders for Gunicorn itself.
 #[derive(Debug)]
 pub struct Stats {
     buckets: Arc<[f64]>,
+    size_buckets: Arc<[f64]>,
+    route_limit: usize,
     pub apps: HashMap<Arc<str>, AppStats>,
     /// The latest clock reading a scrape rendered busy time up to (see [`Stats::worker_idle`]).
     rendered_ns: u64,
@@ -130,18 +151,38 @@ impl Stats {
     pub fn new(buckets: &[f64]) -> Self {
         Self {
             buckets: buckets.into(),
+            size_buckets: SIZE_BUCKETS.into(),
+            route_limit: DEFAULT_ROUTE_LIMIT,
             apps: HashMap::new(),
             rendered_ns: 0,
         }
+    }
+
+    /// Distinct routes each app keeps before the rest fold into `other`.
+    pub fn with_route_limit(mut self, limit: usize) -> Self {
+        self.route_limit = limit;
+        self
     }
 
     pub fn buckets(&self) -> &[f64] {
         &self.buckets
     }
 
+    fn app_mut(&mut self, app: &Arc<str>) -> &mut AppStats {
+        let limit = self.route_limit;
+        self.apps
+            .entry(Arc::clone(app))
+            .or_insert_with(|| AppStats {
+                routes: Routes::new(limit),
+                ..AppStats::default()
+            })
+    }
+
     fn slot_mut(&mut self, app: &Arc<str>, slot: u32) -> &mut SlotStats {
-        let app = self.apps.entry(Arc::clone(app)).or_default();
-        app.slots.entry(slot).or_insert_with(SlotStats::new)
+        self.app_mut(app)
+            .slots
+            .entry(slot)
+            .or_insert_with(SlotStats::new)
     }
 
     fn live_slot_mut(&mut self, app: &str, slot: u32) -> Option<&mut SlotStats> {
@@ -160,6 +201,7 @@ impl Stats {
             slot.pid = None;
             slot.resources = None;
             slot.heartbeat_ns = None;
+            slot.in_flight = 0;
             // The caller reports the exit's idle moment first; an interval still open here
             // (events lost) is closed where a scrape last showed it, never later.
             if let Some(since) = slot.busy_since_ns.take() {
@@ -188,7 +230,7 @@ impl Stats {
 
     /// Records the instance's worker timeout; `None` when it could not be read.
     pub fn set_timeout(&mut self, app: &Arc<str>, timeout_secs: Option<u32>) {
-        self.apps.entry(Arc::clone(app)).or_default().timeout_secs = timeout_secs;
+        self.app_mut(app).timeout_secs = timeout_secs;
     }
 
     pub fn set_master_resources(&mut self, app: &str, sample: Resources) {
@@ -199,7 +241,7 @@ impl Stats {
 
     /// A master is known even before its first worker or request, so it has an entry.
     pub fn master_started(&mut self, app: &Arc<str>) {
-        self.apps.entry(Arc::clone(app)).or_default();
+        self.app_mut(app);
     }
 
     /// The whole instance is gone: its series disappear from the next scrape.
@@ -221,27 +263,48 @@ impl Stats {
         cause: Option<RestartReason>,
     ) {
         let buckets = Arc::clone(&self.buckets);
+        let size_buckets = Arc::clone(&self.size_buckets);
+        let route = self.app_mut(app).routes.id(&request.route);
         let stats = self.slot_mut(app, slot);
         let failed_as = |own: ErrorType| cause.map_or(own, ErrorType::Restart);
+        let method = request.method;
         match request.outcome {
             Outcome::Status(status) => {
-                *stats.requests.entry((request.method, status)).or_default() += 1;
+                *stats.requests.entry((method, route, status)).or_default() += 1;
                 if (500..600).contains(&status) {
                     let error = failed_as(ErrorType::ServerError);
-                    *stats.failed.entry((request.method, error)).or_default() += 1;
+                    *stats.failed.entry((method, route, error)).or_default() += 1;
                 }
-                // Only requests that got a response on the wire have a meaningful duration.
-                let seconds = request.end_ns.saturating_sub(request.start_ns) as f64 / 1e9;
+                // Only requests that got a response on the wire have a meaningful duration
+                // and response size.
+                let seconds = request.duration_ns() as f64 / 1e9;
                 stats
                     .durations
-                    .entry(request.method)
+                    .entry((method, route))
                     .or_insert_with(|| Histogram::new(buckets))
                     .observe(seconds);
+                let sizes = [
+                    (&mut stats.request_sizes, request.request_body_bytes),
+                    (&mut stats.response_sizes, request.response_body_bytes),
+                ];
+                for (histograms, bytes) in sizes {
+                    histograms
+                        .entry(method)
+                        .or_insert_with(|| Histogram::new(Arc::clone(&size_buckets)))
+                        .observe(bytes as f64);
+                }
             }
             Outcome::Aborted(reason) => {
                 let error = failed_as(ErrorType::Aborted(reason));
-                *stats.failed.entry((request.method, error)).or_default() += 1;
+                *stats.failed.entry((method, route, error)).or_default() += 1;
             }
+        }
+    }
+
+    /// The live worker of `slot` now has `count` requests in flight.
+    pub fn set_in_flight(&mut self, app: &str, slot: u32, count: usize) {
+        if let Some(slot) = self.live_slot_mut(app, slot) {
+            slot.in_flight = count;
         }
     }
 
