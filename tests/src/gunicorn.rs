@@ -18,6 +18,11 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub enum WorkerClass {
     Sync,
     Gthread,
+    Gevent,
+    /// Gunicorn's own ASGI worker (27.0 and newer).
+    Asgi,
+    /// `uvicorn_worker.UvicornWorker` from the uvicorn-worker package.
+    Uvicorn,
 }
 
 impl WorkerClass {
@@ -25,6 +30,9 @@ impl WorkerClass {
         match self {
             WorkerClass::Sync => "sync",
             WorkerClass::Gthread => "gthread",
+            WorkerClass::Gevent => "gevent",
+            WorkerClass::Asgi => "asgi",
+            WorkerClass::Uvicorn => "uvicorn_worker.UvicornWorker",
         }
     }
 }
@@ -81,6 +89,11 @@ impl GunicornOpts {
             threads,
             ..Default::default()
         }
+    }
+
+    pub fn worker_class(mut self, class: WorkerClass) -> Self {
+        self.worker_class = class;
+        self
     }
 
     pub fn app(mut self, app: &str) -> Self {

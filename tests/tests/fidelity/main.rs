@@ -10,6 +10,7 @@
 //! | 7 client disconnects | `disconnects.rs` |
 //! | 8 unix-socket bind | `hostile_traffic.rs` (`unix_socket_bind_counts_exactly_*`) |
 //! | 10 HTTP/1.0 and bare LF, 11 errors Gunicorn answers itself | `refused.rs` |
+//! | 12 gevent, Gunicorn's asgi worker, uvicorn's worker | `async_workers.rs` |
 //!
 //! A new scenario is a `#[test]` that starts a [`scenario::Scenario`], talks to it, and
 //! compares [`scenario::Scenario::settle`]'s scrape with what the client saw.
@@ -17,6 +18,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod async_workers;
 mod connections;
 mod disconnects;
 mod downloads;

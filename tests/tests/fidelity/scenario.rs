@@ -25,11 +25,13 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn start(app: &str, opts: GunicornOpts) -> Scenario {
+        Scenario::serving(app, "fidelity:application", opts)
+    }
+
+    /// The same with another app module (`module:callable` under tests/apps).
+    pub fn serving(app: &str, module: &str, opts: GunicornOpts) -> Scenario {
         let observer = Observer::start(&[]);
-        let gunicorn = Gunicorn::start(
-            opts.app("fidelity:application")
-                .arg(&format!("--name={app}")),
-        );
+        let gunicorn = Gunicorn::start(opts.app(module).arg(&format!("--name={app}")));
         Scenario {
             app: app.to_owned(),
             gunicorn,
