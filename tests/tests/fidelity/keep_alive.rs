@@ -10,10 +10,15 @@ use crate::scenario::{DURATION, IN_FLIGHT, Scenario, logged_seconds, tolerance};
 
 #[test]
 fn three_gets_a_second_apart_each_take_200_ms() {
-    let s = Scenario::start(
+    keep_alive(
         "fid-keepalive",
         GunicornOpts::gthread(1, 4).arg("--keep-alive=5"),
     );
+}
+
+/// Three GETs of a 200 ms endpoint on one connection, a second apart.
+pub fn keep_alive(app: &str, opts: GunicornOpts) {
+    let s = Scenario::start(app, opts);
     let mut conn = Conn::open(s.gunicorn.addr()).expect("connect");
     for i in 0..3 {
         if i > 0 {

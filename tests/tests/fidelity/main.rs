@@ -11,6 +11,7 @@
 //! | 8 unix-socket bind | `hostile_traffic.rs` (`unix_socket_bind_counts_exactly_*`) |
 //! | 10 HTTP/1.0 and bare LF, 11 errors Gunicorn answers itself | `refused.rs` |
 //! | 12 gevent, Gunicorn's asgi worker, uvicorn's worker | `async_workers.rs` |
+//! | 13 Gunicorn 21.2 and 23.0 (27.0 above) | `versions.rs` |
 //!
 //! A new scenario is a `#[test]` that starts a [`scenario::Scenario`], talks to it, and
 //! compares [`scenario::Scenario::settle`]'s scrape with what the client saw.
@@ -26,3 +27,4 @@ mod keep_alive;
 mod refused;
 mod scenario;
 mod uploads;
+mod versions;

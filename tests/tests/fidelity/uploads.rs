@@ -11,10 +11,15 @@ const CHUNK: usize = 1024;
 
 #[test]
 fn chunked_upload_duration_covers_the_upload() {
-    let s = Scenario::start(
+    chunked_upload(
         "fid-chunked",
         GunicornOpts::gthread(1, 4).arg("--keep-alive=5"),
     );
+}
+
+/// Five 1 KiB chunks, 200 ms apart.
+pub fn chunked_upload(app: &str, opts: GunicornOpts) {
+    let s = Scenario::start(app, opts);
     let mut conn = Conn::open(s.gunicorn.addr()).expect("connect");
     conn.write_raw(
         b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -60,17 +65,15 @@ fn chunked_upload_duration_covers_the_upload() {
     assert_eq!(s.histogram(&metrics, RESPONSE_SIZE, &[]).sum(), 4.0);
 }
 
-/// Sends a POST with `Expect: 100-continue`, waits for the interim answer where HTTP/1.1
-/// gets one, then the body.
-fn expect_continue(conn: &mut Conn, version: &str) -> (Option<u16>, u16) {
+/// Sends a POST with `Expect: 100-continue`, waits for the interim answer where one comes
+/// (`interim`), then the body.
+fn expect_continue(conn: &mut Conn, version: &str, interim: bool) -> (Option<u16>, u16) {
     let head = format!(
         "POST /upload {version}\r\nHost: localhost\r\nExpect: 100-continue\r\n\
          Content-Length: 5\r\n\r\n"
     );
     conn.write_raw(head.as_bytes()).expect("head");
-    // Gunicorn 27 sends 100 Continue to HTTP/1.1 only (RFC 9110 §10.1.1 lets a server
-    // ignore the expectation from an HTTP/1.0 client).
-    let interim = (version == "HTTP/1.1").then(|| conn.read_response("POST").expect("100").status);
+    let interim = interim.then(|| conn.read_response("POST").expect("100").status);
     conn.write_raw(b"hello").expect("body");
     let last = conn.read_response("POST").expect("final response");
     assert_eq!(last.text(), "5");
@@ -79,15 +82,31 @@ fn expect_continue(conn: &mut Conn, version: &str) -> (Option<u16>, u16) {
 
 #[test]
 fn expect_100_continue_counts_only_the_final_status() {
-    let s = Scenario::start(
+    // Gunicorn 27 sends 100 Continue to HTTP/1.1 only (RFC 9110 §10.1.1 lets a server
+    // ignore the expectation from an HTTP/1.0 client).
+    expect_100_continue(
         "fid-continue",
         GunicornOpts::gthread(1, 4).arg("--keep-alive=5"),
+        false,
     );
+}
+
+/// One POST with `Expect: 100-continue` over HTTP/1.1 and one over HTTP/1.0, which gets
+/// the interim answer too if `interim_on_http10`.
+pub fn expect_100_continue(app: &str, opts: GunicornOpts, interim_on_http10: bool) {
+    let s = Scenario::start(app, opts);
     let mut http11 = Conn::open(s.gunicorn.addr()).expect("connect");
-    assert_eq!(expect_continue(&mut http11, "HTTP/1.1"), (Some(100), 200));
+    assert_eq!(
+        expect_continue(&mut http11, "HTTP/1.1", true),
+        (Some(100), 200)
+    );
     http11.close();
     let mut http10 = Conn::open(s.gunicorn.addr()).expect("connect");
-    assert_eq!(expect_continue(&mut http10, "HTTP/1.0"), (None, 200));
+    let interim = interim_on_http10.then_some(100);
+    assert_eq!(
+        expect_continue(&mut http10, "HTTP/1.0", interim_on_http10),
+        (interim, 200)
+    );
     http10.close();
 
     let log = s.access_log(2);
