@@ -12,6 +12,7 @@
 //! | 10 HTTP/1.0 and bare LF, 11 errors Gunicorn answers itself | `refused.rs` |
 //! | 12 gevent, Gunicorn's asgi worker, uvicorn's worker | `async_workers.rs` |
 //! | 13 Gunicorn 21.2 and 23.0 (27.0 above) | `versions.rs` |
+//! | 14 seeded random mix against the access log | `differential.rs` |
 //!
 //! A new scenario is a `#[test]` that starts a [`scenario::Scenario`], talks to it, and
 //! compares [`scenario::Scenario::settle`]'s scrape with what the client saw.
@@ -21,6 +22,7 @@ mod common;
 
 mod async_workers;
 mod connections;
+mod differential;
 mod disconnects;
 mod downloads;
 mod keep_alive;
