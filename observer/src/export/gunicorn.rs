@@ -44,7 +44,7 @@ const FAMILIES: [(&str, MetricType, &str); 22] = [
     (
         REQUESTS,
         MetricType::COUNTER,
-        "Requests answered by a Gunicorn worker slot, by method and HTTP status.",
+        "Requests answered by a Gunicorn worker slot, by method, route and HTTP status.",
     ),
     (
         DURATION,
