@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
+use crate::{aggregate::DEFAULT_ROUTE_LIMIT, http::RouteMode};
+
 /// Default histogram buckets for request durations, in seconds. They follow the
 /// OpenTelemetry defaults for HTTP server durations, which suit web requests from a few
 /// milliseconds to ten seconds.
@@ -65,6 +67,21 @@ pub struct Args {
         default_value_t = 30
     )]
     pub kube_refresh_secs: u64,
+    /// The `route` label: `template` turns id-like path segments into `:id`, `:uuid` and
+    /// `:hex`; `raw` keeps paths as sent; `off` leaves the label out. Query strings never
+    /// take part.
+    #[arg(
+        long,
+        env = "GUNICORN_OBSERVER_ROUTE_LABEL",
+        value_enum,
+        default_value_t = RouteMode::Template
+    )]
+    pub route_label: RouteMode,
+
+    /// Distinct routes each app keeps as their own `route` label value; later ones are
+    /// counted as `route="other"`.
+    #[arg(long, env = "GUNICORN_OBSERVER_MAX_ROUTES", default_value_t = DEFAULT_ROUTE_LIMIT)]
+    pub max_routes: usize,
 
     /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
     #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
@@ -131,6 +148,19 @@ mod tests {
         assert_eq!(args.listen, "0.0.0.0:9464".parse().unwrap());
         assert_eq!(args.buckets().unwrap(), DEFAULT_DURATION_BUCKETS);
         assert_eq!(args.drain_interval(), Duration::from_millis(10));
+        assert_eq!(args.route_label, RouteMode::Template);
+        assert_eq!(args.max_routes, 100);
+    }
+
+    #[test]
+    fn route_label_modes() {
+        let raw = parse(&["--route-label", "raw", "--max-routes", "7"]).unwrap();
+        assert_eq!((raw.route_label, raw.max_routes), (RouteMode::Raw, 7));
+        assert_eq!(
+            parse(&["--route-label=off"]).unwrap().route_label,
+            RouteMode::Off
+        );
+        assert!(parse(&["--route-label", "paths"]).is_err());
     }
 
     #[test]

@@ -88,7 +88,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     info!(programs = probes.attached(), "kernel programs attached");
 
     let registry = Registry::new();
-    let stats = Arc::new(Mutex::new(Stats::new(&buckets)));
+    let stats = Stats::new(&buckets).with_route_limit(args.max_routes);
+    let stats = Arc::new(Mutex::new(stats));
     registry
         .register(Box::new(GunicornCollector::new(Arc::clone(&stats))))
         .context("registering the Gunicorn metrics")?;
@@ -105,7 +106,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics,
         sampler,
         args.proc_root.clone(),
-    );
+    )
+    .with_route_mode(args.route_label);
     pipeline.scan();
 
     let ready = Arc::new(AtomicBool::new(true));

@@ -31,7 +31,7 @@ use crate::{
         ObserverMetrics,
         observer::{DISCOVERY_ERROR_REASONS, HEARTBEAT_UNREADABLE},
     },
-    http::{ConnId, ConnTable, Outcome, Output},
+    http::{ConnId, ConnTable, Outcome, Output, RouteMode},
     lifecycle::{ExitStatus, Lifecycle, RestartReason, SignalSeen},
     load::Probes,
     sample::Sampler,
@@ -94,6 +94,12 @@ impl Pipeline {
             watched_ports: Default::default(),
             vanished: HashSet::new(),
         }
+    }
+
+    /// How request targets become the `route` label (template by default).
+    pub fn with_route_mode(mut self, mode: RouteMode) -> Self {
+        self.conns = ConnTable::new(MAX_CONNECTIONS).with_route_mode(mode);
+        self
     }
 
     /// Runs one of the owed quick rescans, if any.
@@ -438,9 +444,10 @@ impl Pipeline {
         update(conns, &mut sink);
 
         let in_flight_after = conns.in_flight(tgid);
-        if (in_flight_before == 0) != (in_flight_after == 0)
+        if in_flight_before != in_flight_after
             && let Some(worker) = registry.worker(tgid)
         {
+            stats.set_in_flight(&worker.app, worker.slot, tgid, in_flight_after);
             if in_flight_after > 0 {
                 stats.worker_busy(&worker.app, worker.slot, tgid, ts_ns);
             } else {

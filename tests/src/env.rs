@@ -10,6 +10,14 @@ pub fn venv() -> PathBuf {
     from_env(VENV_VAR)
 }
 
+/// The venv of an older Gunicorn (`21.2`, `23.0`), which `cargo xtask bootstrap` builds
+/// beside the main one.
+pub fn older_venv(version: &str) -> PathBuf {
+    let main = venv();
+    let target = main.parent().unwrap_or(&main).to_path_buf();
+    target.join(format!("venv-gunicorn-{version}"))
+}
+
 /// The release build of gunicorn-observer.
 pub fn observer_bin() -> PathBuf {
     from_env(BIN_VAR)

@@ -18,6 +18,11 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub enum WorkerClass {
     Sync,
     Gthread,
+    Gevent,
+    /// Gunicorn's own ASGI worker (27.0 and newer).
+    Asgi,
+    /// `uvicorn_worker.UvicornWorker` from the uvicorn-worker package.
+    Uvicorn,
 }
 
 impl WorkerClass {
@@ -25,6 +30,9 @@ impl WorkerClass {
         match self {
             WorkerClass::Sync => "sync",
             WorkerClass::Gthread => "gthread",
+            WorkerClass::Gevent => "gevent",
+            WorkerClass::Asgi => "asgi",
+            WorkerClass::Uvicorn => "uvicorn_worker.UvicornWorker",
         }
     }
 }
@@ -50,6 +58,9 @@ pub struct GunicornOpts {
     pub extra_args: Vec<String>,
     /// How long the master may take to listen and boot every worker.
     pub boot_timeout: Duration,
+    /// A venv other than the main one, e.g. an older Gunicorn's from
+    /// [`crate::env::older_venv`].
+    pub venv: Option<PathBuf>,
 }
 
 impl Default for GunicornOpts {
@@ -62,6 +73,7 @@ impl Default for GunicornOpts {
             bind: Bind::Tcp,
             extra_args: Vec::new(),
             boot_timeout: Duration::from_secs(30),
+            venv: None,
         }
     }
 }
@@ -81,6 +93,16 @@ impl GunicornOpts {
             threads,
             ..Default::default()
         }
+    }
+
+    pub fn venv(mut self, venv: PathBuf) -> Self {
+        self.venv = Some(venv);
+        self
+    }
+
+    pub fn worker_class(mut self, class: WorkerClass) -> Self {
+        self.worker_class = class;
+        self
     }
 
     pub fn app(mut self, app: &str) -> Self {
@@ -125,7 +147,8 @@ impl Gunicorn {
         let console_log = dir.path().join("console.log");
 
         let console = File::create(&console_log).expect("creating the console log");
-        let mut command = Command::new(crate::venv().join("bin/gunicorn"));
+        let venv = opts.venv.clone().unwrap_or_else(crate::venv);
+        let mut command = Command::new(venv.join("bin/gunicorn"));
         command
             .arg("--chdir")
             .arg(crate::apps_dir())
@@ -139,11 +162,16 @@ impl Gunicorn {
             .args(["--access-logformat", access_log::FORMAT])
             .arg("--error-logfile")
             .arg(&error_log)
-            .args(["--log-level", "info"])
-            // Gunicorn 27 puts one control socket per user in $HOME by default, which
-            // instances running side by side would fight over.
-            .arg("--control-socket")
-            .arg(dir.path().join("gunicorn.ctl"))
+            .args(["--log-level", "info"]);
+        // Gunicorn 27 puts one control socket per user in $HOME by default, which
+        // instances running side by side would fight over. Older ones have none.
+        let has_control_socket = opts.venv.as_deref().is_none_or(|v| major_version(v) >= 27);
+        if has_control_socket {
+            command
+                .arg("--control-socket")
+                .arg(dir.path().join("gunicorn.ctl"));
+        }
+        command
             .args(&opts.extra_args)
             .arg(&opts.app)
             .env_remove("GUNICORN_CMD_ARGS")
@@ -297,6 +325,20 @@ fn bind_arg(addr: &Addr) -> String {
         Addr::Tcp(addr) => addr.to_string(),
         Addr::Unix(path) => format!("unix:{}", path.display()),
     }
+}
+
+/// The major version of the venv's Gunicorn, from `gunicorn --version`.
+pub fn major_version(venv: &Path) -> u32 {
+    let out = Command::new(venv.join("bin/gunicorn"))
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|err| panic!("running {}/bin/gunicorn: {err}", venv.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .strip_prefix("gunicorn (version ")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected `gunicorn --version`: {text:?}"))
 }
 
 /// Pids from "Booting worker with pid: N" lines, in order.

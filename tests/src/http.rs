@@ -104,6 +104,14 @@ impl Conn {
         })
     }
 
+    /// Wraps a stream the caller set up (socket options, partial reads) to use `reset`.
+    pub fn from_tcp(stream: TcpStream) -> Conn {
+        Conn {
+            stream: Stream::Tcp(stream),
+            buf: Vec::new(),
+        }
+    }
+
     /// Writes one request and reads its response.
     pub fn send(
         &mut self,

@@ -15,7 +15,7 @@ pub mod process;
 pub mod tempdir;
 
 pub use access_log::AccessEntry;
-pub use env::{apps_dir, observer_bin, venv};
+pub use env::{apps_dir, observer_bin, older_venv, venv};
 pub use gunicorn::{Bind, Gunicorn, GunicornOpts, WorkerClass};
 pub use http::{Addr, Conn, Response, request};
 pub use metrics::Metrics;

@@ -98,6 +98,7 @@ fn five_hundred_recycles_count_exactly_and_stay_flat() {
                 ("app", app),
                 ("worker_id", "0"),
                 ("method", "GET"),
+                ("route", "/"),
                 ("status", "200")
             ]
         ),

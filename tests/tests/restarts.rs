@@ -107,6 +107,7 @@ fn a_timed_out_request_is_one_timeout_restart_and_fails_as_timeout() {
                 ("app", app),
                 ("worker_id", "0"),
                 ("method", "GET"),
+                ("route", "/"),
                 ("status", "200"),
             ],
         ) == Some(1.0)

@@ -9,6 +9,10 @@ use crate::cmd::Cmd;
 
 /// The pins, relative to the workspace root.
 const REQUIREMENTS: &str = "tests/apps/requirements.txt";
+/// Older Gunicorn releases the fidelity tests also run against, each in a venv of its own
+/// beside the main one (`target/venv-gunicorn-<version>`), pinned in
+/// `tests/apps/requirements-<version>.txt`.
+pub const OLDER_GUNICORNS: [&str; 2] = ["21.2", "23.0"];
 /// A copy of the requirements the venv was last built from, kept inside the venv so that
 /// deleting the venv also forgets it.
 const STAMP: &str = "requirements.stamp";
@@ -17,11 +21,25 @@ pub fn dir(root: &Path) -> PathBuf {
     crate::target_dir(root).join("venv")
 }
 
-/// Builds the venv afresh when it is missing, broken, or its requirements changed.
+/// The venv of an older Gunicorn release from [`OLDER_GUNICORNS`].
+pub fn older_dir(root: &Path, version: &str) -> PathBuf {
+    crate::target_dir(root).join(format!("venv-gunicorn-{version}"))
+}
+
+/// Builds every venv the tests use: the main one and one per older Gunicorn.
 pub fn ensure(root: &Path) -> Result<()> {
-    let venv = dir(root);
-    let requirements_path = root.join(REQUIREMENTS);
-    let requirements = fs::read_to_string(&requirements_path)
+    ensure_one(&dir(root), &root.join(REQUIREMENTS))?;
+    for version in OLDER_GUNICORNS {
+        let requirements = root.join(format!("tests/apps/requirements-{version}.txt"));
+        ensure_one(&older_dir(root, version), &requirements)?;
+    }
+    Ok(())
+}
+
+/// Builds one venv afresh when it is missing, broken, or its requirements changed.
+fn ensure_one(venv: &Path, requirements_path: &Path) -> Result<()> {
+    let venv = venv.to_path_buf();
+    let requirements = fs::read_to_string(requirements_path)
         .with_context(|| format!("reading {}", requirements_path.display()))?;
     let stamp_path = venv.join(STAMP);
     let stamp = fs::read_to_string(&stamp_path).ok();
@@ -54,7 +72,12 @@ pub fn ensure(root: &Path) -> Result<()> {
             "--no-input",
         ])
         .arg("-r")
-        .arg(&requirements_path)
+        .arg(requirements_path)
+        .run()?;
+
+    // What pip resolved, for the log: the pins say what we asked for, this what we got.
+    Cmd::new(venv.join("bin/python"))
+        .args(["-m", "pip", "freeze", "--disable-pip-version-check"])
         .run()?;
 
     let Some(version) = gunicorn_version(&venv) else {

@@ -7,6 +7,7 @@
 mod cpu;
 mod histogram;
 mod listener;
+mod routes;
 mod slot;
 
 use std::{
@@ -17,6 +18,7 @@ use std::{
 pub use cpu::CpuSeconds;
 pub use histogram::Histogram;
 pub use listener::ListenerStats;
+pub use routes::{DEFAULT_ROUTE_LIMIT, RouteId, Routes};
 pub use slot::SlotStats;
 
 use crate::{
@@ -67,6 +69,9 @@ pub struct Resources {
 pub struct AppStats {
     pub slots: BTreeMap<u32, SlotStats>,
     /// The newest master's last resource sample.
+    /// Route label values, shared by the app's slots so the cap is per app.
+    pub routes: Routes,
+    /// The master's last resource sample.
     pub master: Option<Resources>,
     /// CPU time of every master the instance has had (a USR2 upgrade adds one).
     pub master_cpu: CpuSeconds,
@@ -90,10 +95,16 @@ impl AppStats {
     }
 }
 
+/// Upper bounds of the body size histograms, in bytes: decades from 100 B to 100 MB, the
+/// range from an empty JSON answer to a large download.
+pub const SIZE_BUCKETS: [f64; 7] = [1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
+
 /// Everything the exporter renders for Gunicorn itself.
 #[derive(Debug)]
 pub struct Stats {
     buckets: Arc<[f64]>,
+    size_buckets: Arc<[f64]>,
+    route_limit: usize,
     pub apps: HashMap<Arc<str>, AppStats>,
     /// The latest clock reading a scrape rendered busy time up to (see [`Stats::worker_idle`]).
     rendered_ns: u64,
@@ -103,18 +114,38 @@ impl Stats {
     pub fn new(buckets: &[f64]) -> Self {
         Self {
             buckets: buckets.into(),
+            size_buckets: SIZE_BUCKETS.into(),
+            route_limit: DEFAULT_ROUTE_LIMIT,
             apps: HashMap::new(),
             rendered_ns: 0,
         }
+    }
+
+    /// Distinct routes each app keeps before the rest fold into `other`.
+    pub fn with_route_limit(mut self, limit: usize) -> Self {
+        self.route_limit = limit;
+        self
     }
 
     pub fn buckets(&self) -> &[f64] {
         &self.buckets
     }
 
+    fn app_mut(&mut self, app: &Arc<str>) -> &mut AppStats {
+        let limit = self.route_limit;
+        self.apps
+            .entry(Arc::clone(app))
+            .or_insert_with(|| AppStats {
+                routes: Routes::new(limit),
+                ..AppStats::default()
+            })
+    }
+
     fn slot_mut(&mut self, app: &Arc<str>, slot: u32) -> &mut SlotStats {
-        let app = self.apps.entry(Arc::clone(app)).or_default();
-        app.slots.entry(slot).or_insert_with(SlotStats::new)
+        self.app_mut(app)
+            .slots
+            .entry(slot)
+            .or_insert_with(SlotStats::new)
     }
 
     fn live_slot_mut(&mut self, app: &str, slot: u32) -> Option<&mut SlotStats> {
@@ -169,7 +200,7 @@ impl Stats {
 
     /// Records the instance's worker timeout; `None` when it could not be read.
     pub fn set_timeout(&mut self, app: &Arc<str>, timeout_secs: Option<u32>) {
-        self.apps.entry(Arc::clone(app)).or_default().timeout_secs = timeout_secs;
+        self.app_mut(app).timeout_secs = timeout_secs;
     }
 
     /// Records which pod container an instance's master runs in.
@@ -197,7 +228,7 @@ impl Stats {
 
     /// A master is known even before its first worker or request, so it has an entry.
     pub fn master_started(&mut self, app: &Arc<str>) {
-        self.apps.entry(Arc::clone(app)).or_default();
+        self.app_mut(app);
     }
 
     /// The whole instance is gone: its series disappear from the next scrape.
@@ -219,26 +250,54 @@ impl Stats {
         cause: Option<RestartReason>,
     ) {
         let buckets = Arc::clone(&self.buckets);
+        let size_buckets = Arc::clone(&self.size_buckets);
+        let route = self.app_mut(app).routes.id(&request.route);
         let stats = self.slot_mut(app, slot);
         let failed_as = |own: ErrorType| cause.map_or(own, ErrorType::Restart);
+        let method = request.method;
         match request.outcome {
             Outcome::Status(status) => {
-                *stats.requests.entry((request.method, status)).or_default() += 1;
+                *stats.requests.entry((method, route, status)).or_default() += 1;
                 if (500..600).contains(&status) {
                     let error = failed_as(ErrorType::ServerError);
-                    *stats.failed.entry((request.method, error)).or_default() += 1;
+                    *stats.failed.entry((method, route, error)).or_default() += 1;
                 }
-                // Only requests that got a response on the wire have a meaningful duration.
-                let seconds = request.end_ns.saturating_sub(request.start_ns) as f64 / 1e9;
+                // Only requests that got a response on the wire have a meaningful duration
+                // and response size.
+                let seconds = request.duration_ns() as f64 / 1e9;
                 stats
                     .durations
-                    .entry(request.method)
+                    .entry((method, route))
                     .or_insert_with(|| Histogram::new(buckets))
                     .observe(seconds);
+                let sizes = [
+                    (&mut stats.request_sizes, request.request_body_bytes),
+                    (&mut stats.response_sizes, request.response_body_bytes),
+                ];
+                for (histograms, bytes) in sizes {
+                    histograms
+                        .entry(method)
+                        .or_insert_with(|| Histogram::new(Arc::clone(&size_buckets)))
+                        .observe(bytes as f64);
+                }
             }
             Outcome::Aborted(reason) => {
                 let error = failed_as(ErrorType::Aborted(reason));
-                *stats.failed.entry((request.method, error)).or_default() += 1;
+                *stats.failed.entry((method, route, error)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Worker `pid` of `slot` now has `count` requests in flight; a process the slot does
+    /// not hold (any more) is ignored.
+    pub fn set_in_flight(&mut self, app: &str, slot: u32, pid: u32, count: usize) {
+        if let Some(slot) = self.live_slot_mut(app, slot)
+            && slot.pids().any(|p| p == pid)
+        {
+            if count == 0 {
+                slot.in_flight.remove(&pid);
+            } else {
+                slot.in_flight.insert(pid, count);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CpuSeconds, ErrorType, Histogram, Resources};
+use super::{CpuSeconds, ErrorType, Histogram, Resources, RouteId};
 use crate::{http::Method, lifecycle::RestartReason};
 
 /// One worker slot of one Gunicorn instance. Its counters outlive the worker process, so a
@@ -18,9 +18,17 @@ pub struct SlotStats {
     pub resources: Option<Resources>,
     /// CPU time of every worker this slot has had.
     pub cpu: CpuSeconds,
-    pub requests: BTreeMap<(Method, u16), u64>,
-    pub failed: BTreeMap<(Method, ErrorType), u64>,
-    pub durations: BTreeMap<Method, Histogram>,
+    /// Keyed by route ids of the app's [`super::Routes`].
+    pub requests: BTreeMap<(Method, RouteId, u16), u64>,
+    pub failed: BTreeMap<(Method, RouteId, ErrorType), u64>,
+    pub durations: BTreeMap<(Method, RouteId), Histogram>,
+    /// Request and response body sizes of answered requests, by method only: a route label
+    /// would multiply histogram series for little gain.
+    pub request_sizes: BTreeMap<Method, Histogram>,
+    pub response_sizes: BTreeMap<Method, Histogram>,
+    /// Requests in flight per live worker of the slot (the holder, and during a handover a
+    /// leaving worker finishing its last ones); a worker with none has no entry.
+    pub in_flight: BTreeMap<u32, usize>,
     /// Workers of this slot that left or arrived, by reason.
     pub restarts: BTreeMap<RestartReason, u64>,
     /// Since when at least one of the slot's workers has had a request in flight (event
@@ -45,6 +53,9 @@ impl SlotStats {
             requests: BTreeMap::new(),
             failed: BTreeMap::new(),
             durations: BTreeMap::new(),
+            request_sizes: BTreeMap::new(),
+            response_sizes: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
             restarts: BTreeMap::new(),
             busy_since_ns: None,
             busy_pids: Vec::new(),
@@ -102,6 +113,7 @@ impl SlotStats {
             self.leaving.retain(|&p| p != pid);
         }
         self.cpu.retire(pid);
+        self.in_flight.remove(&pid);
         if self.busy_pids.contains(&pid) {
             self.idle(pid, rendered_ns, rendered_ns);
         }

@@ -2,19 +2,25 @@ use std::sync::Arc;
 
 use super::*;
 use crate::{
-    http::{AbortReason, Completed, ConnId, Method, Outcome},
+    http::{AbortReason, Completed, ConnId, Method, Outcome, Route, RouteMode},
     lifecycle::RestartReason,
 };
+
+/// The id the first route an app sees gets: every request here is for `/x`.
+const R: RouteId = 1;
 
 fn request(method: Method, outcome: Outcome, duration_ms: u64) -> Completed {
     Completed {
         conn: ConnId { tgid: 10, fd: 5 },
         method,
+        route: Route::of_target(b"/x", RouteMode::Template),
         outcome,
         start_ns: 1_000_000_000,
         end_ns: 1_000_000_000 + duration_ms * 1_000_000,
         request_bytes: 100,
         response_bytes: 200,
+        request_body_bytes: 40,
+        response_body_bytes: 150,
     }
 }
 
@@ -31,21 +37,21 @@ fn statuses_failures_and_durations_are_counted_per_slot() {
     stats.record(&app, 0, &request(Method::Post, aborted, 30_000));
 
     let slot = &stats.apps["shop"].slots[&0];
-    assert_eq!(slot.requests[&(Method::Get, 200)], 2);
-    assert_eq!(slot.requests[&(Method::Get, 503)], 1);
+    assert_eq!(slot.requests[&(Method::Get, R, 200)], 2);
+    assert_eq!(slot.requests[&(Method::Get, R, 503)], 1);
     assert_eq!(slot.requests.len(), 2, "aborted requests get no status");
-    assert_eq!(slot.failed[&(Method::Get, ErrorType::ServerError)], 1);
+    assert_eq!(slot.failed[&(Method::Get, R, ErrorType::ServerError)], 1);
     let died = ErrorType::Aborted(AbortReason::WorkerDied);
-    assert_eq!(slot.failed[&(Method::Post, died)], 1);
+    assert_eq!(slot.failed[&(Method::Post, R, died)], 1);
 
-    let durations = &slot.durations[&Method::Get];
+    let durations = &slot.durations[&(Method::Get, R)];
     assert_eq!(durations.count(), 3);
     assert_eq!(
         durations.cumulative().collect::<Vec<_>>(),
         [(0.1, 2), (0.25, 3)]
     );
     assert!(
-        !slot.durations.contains_key(&Method::Post),
+        !slot.durations.contains_key(&(Method::Post, R)),
         "no duration for an abort"
     );
 }
@@ -79,7 +85,7 @@ fn a_replacement_worker_continues_its_slot_and_an_exit_clears_resources() {
 
     stats.record(&app, 1, &request(Method::Get, Outcome::Status(200), 1));
     assert_eq!(
-        stats.apps["shop"].slots[&1].requests[&(Method::Get, 200)],
+        stats.apps["shop"].slots[&1].requests[&(Method::Get, R, 200)],
         2
     );
     assert_eq!(stats.apps["shop"].slots[&1].pid, Some(21));
@@ -178,16 +184,16 @@ fn failures_during_a_restart_take_its_reason() {
     assert_eq!(
         slot.failed.iter().collect::<Vec<_>>(),
         [
-            ((&(Method::Get, timeout)), &1),
-            (&(Method::Post, timeout), &1)
+            (&(Method::Get, R, timeout), &1),
+            (&(Method::Post, R, timeout), &1)
         ]
     );
     assert_eq!(
-        slot.requests[&(Method::Get, 500)],
+        slot.requests[&(Method::Get, R, 500)],
         1,
         "the 500 went on the wire"
     );
-    assert_eq!(slot.requests[&(Method::Get, 200)], 1);
+    assert_eq!(slot.requests[&(Method::Get, R, 200)], 1);
     assert_eq!(timeout.as_str(), "timeout");
 }
 
@@ -259,4 +265,82 @@ fn only_a_slot_nothing_was_counted_in_is_removed_as_unused() {
         stats.apps["shop"].slots.contains_key(&0),
         "it has a request"
     );
+}
+
+#[test]
+fn body_sizes_of_answered_requests_fill_the_size_histograms() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    stats.record(&app, 0, &request(Method::Get, Outcome::Status(200), 1));
+    stats.record(&app, 0, &request(Method::Get, Outcome::Status(404), 1));
+    let reset = Outcome::Aborted(AbortReason::ClientDisconnect);
+    stats.record(&app, 0, &request(Method::Get, reset, 1));
+
+    let slot = &stats.apps["shop"].slots[&0];
+    let requests = &slot.request_sizes[&Method::Get];
+    let responses = &slot.response_sizes[&Method::Get];
+    assert_eq!((requests.count(), requests.sum()), (2, 80.0));
+    assert_eq!((responses.count(), responses.sum()), (2, 300.0));
+    // 40 B falls in the first decade, 150 B in the second.
+    assert_eq!(requests.cumulative().next(), Some((100.0, 2)));
+    assert_eq!(
+        responses.cumulative().take(2).collect::<Vec<_>>(),
+        [(100.0, 0), (1000.0, 2)]
+    );
+}
+
+#[test]
+fn routes_past_the_app_limit_fold_into_other() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]).with_route_limit(2);
+    for (path, slot) in [("/a", 0), ("/b", 1), ("/c", 0), ("/d", 1), ("/a", 1)] {
+        let mut r = request(Method::Get, Outcome::Status(200), 1);
+        r.route = Route::of_target(path.as_bytes(), RouteMode::Template);
+        stats.record(&app, slot, &r);
+    }
+    let app_stats = &stats.apps["shop"];
+    let by_route = |slot: u32| {
+        app_stats.slots[&slot]
+            .requests
+            .iter()
+            .map(|(&(_, route, _), &n)| (app_stats.routes.name(route).as_str().to_owned(), n))
+            .collect::<Vec<_>>()
+    };
+    // The cap is per app, across slots.
+    assert_eq!(by_route(0), [("other".to_owned(), 1), ("/a".to_owned(), 1)]);
+    assert_eq!(
+        by_route(1),
+        [
+            ("other".to_owned(), 1),
+            ("/a".to_owned(), 1),
+            ("/b".to_owned(), 1)
+        ]
+    );
+}
+
+#[test]
+fn in_flight_follows_the_slots_live_workers_only() {
+    let app: Arc<str> = Arc::from("shop");
+    let mut stats = Stats::new(&[1.0]);
+    let in_flight =
+        |stats: &Stats| -> usize { stats.apps["shop"].slots[&0].in_flight.values().sum() };
+    stats.set_in_flight("shop", 0, 10, 3);
+    assert!(
+        stats.apps.is_empty(),
+        "no slot is made for a worker not started"
+    );
+    stats.worker_started(&app, 0, 10);
+    stats.set_in_flight("shop", 0, 10, 3);
+    assert_eq!(in_flight(&stats), 3);
+    stats.set_in_flight("shop", 0, 99, 5);
+    assert_eq!(in_flight(&stats), 3, "pid 99 is not in the slot");
+
+    // During a handover the leaving worker's last requests still count.
+    stats.worker_started(&app, 0, 20);
+    stats.set_in_flight("shop", 0, 20, 1);
+    assert_eq!(in_flight(&stats), 4);
+    stats.worker_stopped("shop", 0, 10);
+    assert_eq!(in_flight(&stats), 1);
+    stats.set_in_flight("shop", 0, 20, 0);
+    assert_eq!(in_flight(&stats), 0);
 }

@@ -13,11 +13,14 @@ use prometheus::{
     proto::{self, LabelPair, MetricFamily, MetricType},
 };
 
-use crate::aggregate::{AppStats, Histogram, Resources, SlotStats, Stats};
+use crate::aggregate::{AppStats, Histogram, Resources, Routes, SlotStats, Stats};
 
 pub const REQUESTS: &str = "gunicorn_worker_requests_total";
 pub const DURATION: &str = "gunicorn_worker_request_duration_seconds";
 pub const FAILED: &str = "gunicorn_worker_failed_requests";
+pub const REQUEST_SIZE: &str = "gunicorn_worker_request_size_bytes";
+pub const RESPONSE_SIZE: &str = "gunicorn_worker_response_size_bytes";
+pub const IN_FLIGHT: &str = "gunicorn_worker_requests_in_flight";
 pub const WORKERS: &str = "gunicorn_workers";
 pub const WORKER_INFO: &str = "gunicorn_worker_info";
 pub const WORKER_MEMORY: &str = "gunicorn_worker_memory_bytes";
@@ -43,11 +46,11 @@ pub const WORKER_TIMEOUT: &str = "gunicorn_worker_timeout_seconds";
 pub const MASTER_RESTARTS: &str = "gunicorn_master_worker_restart_total";
 
 /// Every family this collector renders, in exposition order, with its type and help.
-const FAMILIES: [(&str, MetricType, &str); 25] = [
+const FAMILIES: [(&str, MetricType, &str); 28] = [
     (
         REQUESTS,
         MetricType::COUNTER,
-        "Requests answered by a Gunicorn worker slot, by method and HTTP status.",
+        "Requests answered by a Gunicorn worker slot, by method, route and HTTP status.",
     ),
     (
         DURATION,
@@ -58,6 +61,21 @@ const FAMILIES: [(&str, MetricType, &str); 25] = [
         FAILED,
         MetricType::COUNTER,
         "Requests answered with a 5xx status or aborted before a complete response.",
+    ),
+    (
+        REQUEST_SIZE,
+        MetricType::HISTOGRAM,
+        "Request body bytes read, as sent (chunk framing included), of answered requests.",
+    ),
+    (
+        RESPONSE_SIZE,
+        MetricType::HISTOGRAM,
+        "Response body bytes written, as sent (chunk framing included), of answered requests.",
+    ),
+    (
+        IN_FLIGHT,
+        MetricType::GAUGE,
+        "Requests of the worker whose first byte was read and whose response has not ended.",
     ),
     (
         WORKERS,
@@ -322,7 +340,14 @@ pub fn render(stats: &Stats, now_ns: u64) -> Vec<MetricFamily> {
             out.push(MASTER_RESTARTS, counter(labels, count));
         }
         for (slot, slot_stats) in &app_stats.slots {
-            render_slot(&mut out, &app_label, *slot, slot_stats, now_ns);
+            render_slot(
+                &mut out,
+                &app_label,
+                *slot,
+                slot_stats,
+                &app_stats.routes,
+                now_ns,
+            );
         }
     }
     out.finish()
@@ -345,6 +370,7 @@ fn render_slot(
     instance: &[LabelPair],
     slot: u32,
     stats: &SlotStats,
+    routes: &Routes,
     now_ns: u64,
 ) {
     let mut base = instance.to_vec();
@@ -369,6 +395,8 @@ fn render_slot(
             let value = if state == current { 1.0 } else { 0.0 };
             out.push(WORKER_STATE, gauge(with(&[("state", state)]), value));
         }
+        let in_flight: usize = stats.in_flight.values().sum();
+        out.push(IN_FLIGHT, gauge(base.to_vec(), in_flight as f64));
     }
     // Only the holder has a heartbeat recorded (see `SlotStats::start`).
     if let Some(beat) = stats.heartbeat_ns {
@@ -403,16 +431,45 @@ fn render_slot(
             out.push(WORKER_USS, gauge(base.to_vec(), uss as f64));
         }
     }
-    for (&(method, status), &count) in &stats.requests {
-        let labels = with(&[("method", method.as_str()), ("status", &status.to_string())]);
+    // The route label sits between the method and the rest; with the label off (an empty
+    // route) it is left out altogether.
+    let with_route = |before: &[(&str, &str)], route, after: &[(&str, &str)]| {
+        let mut labels = with(before);
+        let route = routes.name(route);
+        if !route.is_none() {
+            labels.push(label("route", route.as_str()));
+        }
+        labels.extend(after.iter().map(|(name, value)| label(name, value)));
+        labels
+    };
+    for (&(method, route, status), &count) in &stats.requests {
+        let status = status.to_string();
+        let labels = with_route(
+            &[("method", method.as_str())],
+            route,
+            &[("status", &status)],
+        );
         out.push(REQUESTS, counter(labels, count));
     }
-    for (&(method, error), &count) in &stats.failed {
-        let labels = with(&[("method", method.as_str()), ("error_type", error.as_str())]);
+    for (&(method, route, error), &count) in &stats.failed {
+        let labels = with_route(
+            &[("method", method.as_str())],
+            route,
+            &[("error_type", error.as_str())],
+        );
         out.push(FAILED, counter(labels, count));
     }
-    for (method, h) in &stats.durations {
-        out.push(DURATION, histogram(with(&[("method", method.as_str())]), h));
+    for (&(method, route), h) in &stats.durations {
+        let labels = with_route(&[("method", method.as_str())], route, &[]);
+        out.push(DURATION, histogram(labels, h));
+    }
+    for (family, sizes) in [
+        (REQUEST_SIZE, &stats.request_sizes),
+        (RESPONSE_SIZE, &stats.response_sizes),
+    ] {
+        for (method, h) in sizes {
+            out.push(family, histogram(with(&[("method", method.as_str())]), h));
+        }
     }
 }
 
@@ -440,7 +497,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        http::{AbortReason, Completed, ConnId, Method, Outcome},
+        http::{AbortReason, Completed, ConnId, Method, Outcome, Route, RouteMode},
         lifecycle::RestartReason,
     };
 
@@ -488,11 +545,14 @@ mod tests {
             &Completed {
                 conn: ConnId { tgid: 4242, fd: 9 },
                 method: Method::Get,
+                route: Route::of_target(b"/items/42?x=1", RouteMode::Template),
                 outcome: Outcome::Status(200),
                 start_ns: 0,
                 end_ns: 200_000_000,
                 request_bytes: 10,
                 response_bytes: 20,
+                request_body_bytes: 0,
+                response_body_bytes: 2000,
             },
         );
 
@@ -506,11 +566,14 @@ mod tests {
         let cut_off = Completed {
             conn: ConnId { tgid: 4242, fd: 10 },
             method: Method::Get,
+            route: Route::NONE,
             outcome: Outcome::Aborted(AbortReason::WorkerDied),
             start_ns: 0,
             end_ns: 1,
             request_bytes: 10,
             response_bytes: 0,
+            request_body_bytes: 0,
+            response_body_bytes: 0,
         };
         stats.record_with_cause(&app, 0, &cut_off, Some(RestartReason::Timeout));
         stats.worker_restarted(&app, 0, RestartReason::Timeout);
@@ -518,6 +581,7 @@ mod tests {
         stats.set_worker_heartbeat("shop", 0, 9999, 3_900_000_000);
         stats.set_worker_heartbeat("shop", 0, 4242, 1_750_000_000);
         stats.set_timeout(&app, Some(7));
+        stats.set_in_flight("shop", 0, 4242, 2);
 
         let mut text = Vec::new();
         TextEncoder::new()
@@ -528,13 +592,34 @@ mod tests {
         assert_eq!(
             samples,
             [
-                r#"gunicorn_worker_requests_total{app="shop",worker_id="0",method="GET",status="200"} 1"#,
-                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="0.1"} 0"#,
-                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="0.25"} 1"#,
-                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",le="+Inf"} 1"#,
-                r#"gunicorn_worker_request_duration_seconds_sum{app="shop",worker_id="0",method="GET"} 0.2"#,
-                r#"gunicorn_worker_request_duration_seconds_count{app="shop",worker_id="0",method="GET"} 1"#,
+                r#"gunicorn_worker_requests_total{app="shop",worker_id="0",method="GET",route="/items/:id",status="200"} 1"#,
+                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",route="/items/:id",le="0.1"} 0"#,
+                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",route="/items/:id",le="0.25"} 1"#,
+                r#"gunicorn_worker_request_duration_seconds_bucket{app="shop",worker_id="0",method="GET",route="/items/:id",le="+Inf"} 1"#,
+                r#"gunicorn_worker_request_duration_seconds_sum{app="shop",worker_id="0",method="GET",route="/items/:id"} 0.2"#,
+                r#"gunicorn_worker_request_duration_seconds_count{app="shop",worker_id="0",method="GET",route="/items/:id"} 1"#,
                 r#"gunicorn_worker_failed_requests{app="shop",worker_id="0",method="GET",error_type="timeout"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="100"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="1000"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="10000"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="100000"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="1000000"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="10000000"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="100000000"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="+Inf"} 1"#,
+                r#"gunicorn_worker_request_size_bytes_sum{app="shop",worker_id="0",method="GET"} 0"#,
+                r#"gunicorn_worker_request_size_bytes_count{app="shop",worker_id="0",method="GET"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="100"} 0"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="1000"} 0"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="10000"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="100000"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="1000000"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="10000000"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="100000000"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_bucket{app="shop",worker_id="0",method="GET",le="+Inf"} 1"#,
+                r#"gunicorn_worker_response_size_bytes_sum{app="shop",worker_id="0",method="GET"} 2000"#,
+                r#"gunicorn_worker_response_size_bytes_count{app="shop",worker_id="0",method="GET"} 1"#,
+                r#"gunicorn_worker_requests_in_flight{app="shop",worker_id="0"} 2"#,
                 r#"gunicorn_workers{app="shop"} 1"#,
                 r#"gunicorn_worker_info{app="shop",worker_id="0",pid="4242"} 1"#,
                 r#"gunicorn_worker_memory_bytes{app="shop",worker_id="0"} 1024"#,
@@ -592,6 +677,8 @@ mod tests {
         assert_eq!(
             samples,
             [
+                r#"gunicorn_worker_requests_in_flight{app="batch",worker_id="0"} 0"#.to_owned(),
+                format!(r#"gunicorn_worker_requests_in_flight{{{shop},worker_id="0"}} 0"#),
                 r#"gunicorn_workers{app="batch"} 1"#.to_owned(),
                 format!("gunicorn_workers{{{shop}}} 1"),
                 r#"gunicorn_worker_info{app="batch",worker_id="0",pid="20"} 1"#.to_owned(),

@@ -11,6 +11,7 @@ use super::ConnId;
 use super::framing::Body;
 use super::head::HeadBuf;
 use super::output::{AbortReason, Completed, Method, Outcome, Output, Problem};
+use super::route::{Route, RouteMode};
 
 /// Requests one connection may have waiting for responses. Gunicorn answers one request at a
 /// time, so a deeper queue only comes from a client pipelining far ahead; beyond this the
@@ -35,6 +36,8 @@ pub(crate) struct Conn {
     pub(super) after_head_response: bool,
     pub(super) unexpected_reported: bool,
     pub(super) unknown_reported: bool,
+    /// How request targets become routes.
+    pub(super) route_mode: RouteMode,
 }
 
 /// One request and its response.
@@ -42,9 +45,14 @@ pub(crate) struct Conn {
 pub(super) struct Exchange {
     pub seq: u64,
     pub method: Method,
+    pub route: Route,
     pub start_ns: u64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+    /// The part of `request_bytes` that was head; the rest is body.
+    pub request_head_bytes: u64,
+    /// The part of `response_bytes` that was heads (interim ones included).
+    pub response_head_bytes: u64,
     /// The final status; `None` until the final head is parsed, or if it did not parse.
     pub status: Option<u16>,
     /// The final (non-1xx) response head has gone out, parsed or not.
@@ -88,15 +96,15 @@ pub(super) enum Outbound {
 }
 
 impl Conn {
-    pub(crate) fn accepted(id: ConnId) -> Self {
-        Self::with_inbound(id, Inbound::Idle)
+    pub(crate) fn accepted(id: ConnId, route_mode: RouteMode) -> Self {
+        Self::with_inbound(id, Inbound::Idle, route_mode)
     }
 
-    pub(crate) fn unknown(id: ConnId) -> Self {
-        Self::with_inbound(id, Inbound::Unknown { may_start: true })
+    pub(crate) fn unknown(id: ConnId, route_mode: RouteMode) -> Self {
+        Self::with_inbound(id, Inbound::Unknown { may_start: true }, route_mode)
     }
 
-    fn with_inbound(id: ConnId, inbound: Inbound) -> Self {
+    fn with_inbound(id: ConnId, inbound: Inbound, route_mode: RouteMode) -> Self {
         Self {
             id,
             queue: VecDeque::new(),
@@ -109,6 +117,7 @@ impl Conn {
             after_head_response: false,
             unexpected_reported: false,
             unknown_reported: false,
+            route_mode,
         }
     }
 
@@ -185,11 +194,14 @@ impl Conn {
         sink(Output::Request(Completed {
             conn: self.id,
             method: ex.method,
+            route: ex.route,
             outcome,
             start_ns: ex.start_ns,
             end_ns: end_ns.max(ex.start_ns),
             request_bytes: ex.request_bytes,
             response_bytes: ex.response_bytes,
+            request_body_bytes: ex.request_bytes.saturating_sub(ex.request_head_bytes),
+            response_body_bytes: ex.response_bytes.saturating_sub(ex.response_head_bytes),
         }));
     }
 
@@ -202,6 +214,20 @@ impl Conn {
         if let Some(ex) = self.exchange_mut(seq) {
             ex.request_bytes += n;
             ex.last_io_ns = ex.last_io_ns.max(ts_ns);
+        }
+    }
+
+    /// Attribute inbound head bytes to request `seq`.
+    pub(super) fn add_request_head_bytes(&mut self, seq: u64, n: u64, ts_ns: u64) {
+        self.add_request_bytes(seq, n, ts_ns);
+        if let Some(ex) = self.exchange_mut(seq) {
+            ex.request_head_bytes += n;
+        }
+    }
+
+    pub(super) fn set_route(&mut self, seq: u64, route: Route) {
+        if let Some(ex) = self.exchange_mut(seq) {
+            ex.route = route;
         }
     }
 

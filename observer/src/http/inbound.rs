@@ -5,14 +5,15 @@ use super::framing::{Body, End};
 use super::head::Feed;
 use super::output::{Method, Output, Problem};
 use super::request::{
-    BadRequest, RequestBody, RequestHead, method_of, parse_request_head, starts_request,
+    BadRequest, RequestBody, RequestHead, method_of, parse_request_head, route_of, starts_request,
 };
+use super::route::Route;
 
 /// What offering bytes to the request head buffer gave, detached from the buffer's borrow.
 enum HeadResult {
-    Complete(Result<RequestHead, BadRequest>, usize),
+    Complete(Result<RequestHead, BadRequest>, Route, usize),
     Partial,
-    Overflow(Method),
+    Overflow(Method, Route),
 }
 
 impl Conn {
@@ -136,9 +137,12 @@ impl Conn {
         self.queue.push_back(Exchange {
             seq,
             method: Method::Other,
+            route: Route::unseen(self.route_mode),
             start_ns: ts_ns,
             request_bytes: 0,
             response_bytes: 0,
+            request_head_bytes: 0,
+            response_head_bytes: 0,
             status: None,
             final_head: false,
             last_write_ns: None,
@@ -169,24 +173,28 @@ impl Conn {
         if visible.is_empty() {
             // The rest of the head lies beyond the captured bytes.
             let method = method_of(self.in_head.contents());
+            let route = route_of(self.in_head.contents(), self.route_mode);
             self.in_head.clear();
+            self.set_route(seq, route);
             self.lose_request_head(seq, method, sink);
             self.add_request_bytes(seq, remaining, ts_ns);
             return remaining;
         }
 
+        let mode = self.route_mode;
         let result = match self.in_head.feed(visible) {
             Feed::Complete { head, consumed } => {
-                HeadResult::Complete(parse_request_head(head), consumed)
+                HeadResult::Complete(parse_request_head(head), route_of(head, mode), consumed)
             }
             Feed::Partial => HeadResult::Partial,
-            Feed::Overflow(kept) => HeadResult::Overflow(method_of(kept)),
+            Feed::Overflow(kept) => HeadResult::Overflow(method_of(kept), route_of(kept, mode)),
         };
         match result {
-            HeadResult::Complete(parsed, consumed) => {
+            HeadResult::Complete(parsed, route, consumed) => {
                 self.in_head.clear();
                 let consumed = consumed as u64;
-                self.add_request_bytes(seq, consumed, ts_ns);
+                self.add_request_head_bytes(seq, consumed, ts_ns);
+                self.set_route(seq, route);
                 self.inbound = match parsed {
                     Ok(head) => {
                         self.set_method(seq, head.method);
@@ -216,11 +224,12 @@ impl Conn {
                 let method = method_of(self.in_head.contents());
                 self.set_method(seq, method);
                 let taken = visible.len() as u64;
-                self.add_request_bytes(seq, taken, ts_ns);
+                self.add_request_head_bytes(seq, taken, ts_ns);
                 taken
             }
-            HeadResult::Overflow(method) => {
+            HeadResult::Overflow(method, route) => {
                 self.in_head.clear();
+                self.set_route(seq, route);
                 self.lose_request_head(seq, method, sink);
                 self.add_request_bytes(seq, remaining, ts_ns);
                 remaining

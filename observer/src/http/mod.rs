@@ -17,12 +17,14 @@ mod outbound;
 mod output;
 mod request;
 mod response;
+mod route;
 mod table;
 
 #[cfg(test)]
 mod tests;
 
 pub use output::{AbortReason, Completed, Method, Outcome, Output, Problem};
+pub use route::{MAX_ROUTE_BYTES, Route, RouteMode};
 pub use table::{ConnTable, DEFAULT_MAX_CONNS};
 
 /// A connection: the worker process and the socket's fd in it. Threads do not matter

@@ -138,7 +138,7 @@ impl Conn {
             HeadResult::Complete(parsed, consumed) => {
                 self.out_head.clear();
                 let consumed = consumed as u64;
-                self.add_response_bytes(consumed, ts_ns);
+                self.add_response_head_bytes(consumed, ts_ns);
                 match parsed {
                     // 100 Continue and friends: the final head is still to come.
                     Some(head) if head.is_interim() => {}
@@ -153,7 +153,7 @@ impl Conn {
             }
             HeadResult::Partial => {
                 let taken = visible.len() as u64;
-                self.add_response_bytes(taken, ts_ns);
+                self.add_response_head_bytes(taken, ts_ns);
                 taken
             }
             HeadResult::Overflow(status) => {
@@ -203,6 +203,13 @@ impl Conn {
         if let Some(ex) = self.queue.front_mut() {
             ex.status = status;
             ex.final_head = true;
+        }
+    }
+
+    fn add_response_head_bytes(&mut self, n: u64, ts_ns: u64) {
+        self.add_response_bytes(n, ts_ns);
+        if let Some(ex) = self.queue.front_mut() {
+            ex.response_head_bytes += n;
         }
     }
 

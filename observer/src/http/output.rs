@@ -4,6 +4,7 @@
 //! label value without ever carrying request data (paths, raw methods) into a label.
 
 use super::ConnId;
+use super::route::Route;
 
 /// One item pushed into the caller's sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub enum Output {
 pub struct Completed {
     pub conn: ConnId,
     pub method: Method,
+    /// The `route` label value of the request target ([`Route::NONE`] when the label is off).
+    pub route: Route,
     pub outcome: Outcome,
     /// Return of the read that delivered the request's first byte.
     pub start_ns: u64,
@@ -29,6 +32,11 @@ pub struct Completed {
     pub request_bytes: u64,
     /// Outbound bytes the worker wrote for this request, interim 1xx responses included.
     pub response_bytes: u64,
+    /// Inbound bytes after the request head: the body as sent, chunk framing included.
+    pub request_body_bytes: u64,
+    /// Outbound bytes after the final response head: the body as sent, chunk framing
+    /// included.
+    pub response_body_bytes: u64,
 }
 
 impl Completed {

@@ -6,6 +6,7 @@
 
 use super::head::{field, first_line, http1_minor, is_tchar, lines, list_items, parse_decimal};
 use super::output::Method;
+use super::route::{Route, RouteMode};
 
 /// What a complete, valid request head says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +114,20 @@ pub(crate) fn parse_request_line(line: &[u8]) -> Option<(Method, u8)> {
         return None;
     }
     Some((Method::from_token(token), http1_minor(version)?))
+}
+
+/// The route of a head that may be cut short: known once its request line is visible
+/// whole and well formed, else [`Route::unseen`].
+pub(crate) fn route_of(head: &[u8], mode: RouteMode) -> Route {
+    let target = first_line(head).and_then(|line| {
+        parse_request_line(line)?;
+        let (_, rest) = split_at_space(line)?;
+        rest.get(..rest.iter().rposition(|&b| b == b' ')?)
+    });
+    match target {
+        Some(target) => Route::of_target(target, mode),
+        None => Route::unseen(mode),
+    }
 }
 
 /// The method of a head that may be cut short: the token before the first space, if that
@@ -261,6 +276,22 @@ mod tests {
         assert_eq!(
             parse_request_line(b"PROPFIND /d HTTP/1.1"),
             Some((Method::Other, 1))
+        );
+    }
+
+    #[test]
+    fn routes_of_whole_and_cut_heads() {
+        let t = RouteMode::Template;
+        assert_eq!(
+            route_of(b"GET /u/12?x HTTP/1.1\r\nHost: a\r\n\r\n", t).as_str(),
+            "/u/:id"
+        );
+        assert_eq!(route_of(b"GET /u/12?x HTTP/1.1\n\n", t).as_str(), "/u/:id");
+        assert_eq!(route_of(b"GET /u/12 HTTP/1.1", t), Route::UNKNOWN);
+        assert_eq!(route_of(b"GET  /u HTTP/1.1\r\n\r\n", t), Route::UNKNOWN);
+        assert_eq!(
+            route_of(b"GET /u/12 HTTP/1.1\r\n", RouteMode::Off),
+            Route::NONE
         );
     }
 

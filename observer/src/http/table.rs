@@ -8,6 +8,7 @@ use super::ConnId;
 use super::conn::Conn;
 use super::output::{Output, Problem};
 use super::request::starts_request;
+use super::route::RouteMode;
 
 /// Default cap on followed connections: the kernel's `CONNS` map holds no more, so only
 /// connections whose close was lost can push the table past it.
@@ -25,6 +26,7 @@ pub struct ConnTable {
     /// Requests in flight per process, summed over its connections: kept up to date at every
     /// change so a worker's busy/idle state costs one lookup.
     in_flight: HashMap<u32, usize>,
+    route_mode: RouteMode,
 }
 
 impl ConnTable {
@@ -33,7 +35,14 @@ impl ConnTable {
             conns: HashMap::new(),
             max_conns,
             in_flight: HashMap::new(),
+            route_mode: RouteMode::default(),
         }
+    }
+
+    /// How request targets become the `route` of each [`super::Completed`].
+    pub fn with_route_mode(mut self, mode: RouteMode) -> Self {
+        self.route_mode = mode;
+        self
     }
 
     /// Requests of process `tgid` whose first byte was read and whose response has not
@@ -89,7 +98,7 @@ impl ConnTable {
             sink(Output::Problem(Problem::TableFull));
             return;
         }
-        self.insert(id, Conn::accepted(id));
+        self.insert(id, Conn::accepted(id, self.route_mode));
     }
 
     /// A read on an accepted socket returned `ret` (bytes, 0 for EOF, or -errno); `captured`
@@ -119,7 +128,7 @@ impl ConnTable {
             }
             return;
         }
-        let mut conn = Conn::unknown(id);
+        let mut conn = Conn::unknown(id, self.route_mode);
         conn.read(ts_ns, ret, captured, sink);
         self.insert(id, conn);
     }
@@ -145,7 +154,7 @@ impl ConnTable {
         if ret <= 0 || self.conns.len() >= self.max_conns {
             return;
         }
-        let mut conn = Conn::unknown(id);
+        let mut conn = Conn::unknown(id, self.route_mode);
         conn.write(ts_ns, ret, captured, sink);
         self.insert(id, conn);
     }

@@ -3,6 +3,7 @@
 
 mod aborts;
 mod bodies;
+mod details;
 mod in_flight;
 mod robustness;
 mod sequences;
@@ -11,7 +12,9 @@ mod unknown;
 
 use observer_ebpf::limits::CAPTURE_LEN;
 
-use super::{AbortReason, Completed, ConnId, ConnTable, Method, Outcome, Output, Problem};
+use super::{
+    AbortReason, Completed, ConnId, ConnTable, Method, Outcome, Output, Problem, Route, RouteMode,
+};
 
 pub(super) const TGID: u32 = 4242;
 
@@ -30,9 +33,18 @@ impl Sim {
         Self::with_cap(1024)
     }
 
+    /// The route label is off here, so the framing tests need not spell routes out;
+    /// `details.rs` checks routes with [`Sim::with_routes`].
     pub fn with_cap(max_conns: usize) -> Self {
         Self {
-            table: ConnTable::new(max_conns),
+            table: ConnTable::new(max_conns).with_route_mode(RouteMode::Off),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn with_routes(mode: RouteMode) -> Self {
+        Self {
+            table: ConnTable::new(1024).with_route_mode(mode),
             out: Vec::new(),
         }
     }
@@ -86,8 +98,21 @@ impl Sim {
         self.table.on_process_exit(tgid, ts, &mut |o| out.push(o));
     }
 
-    /// Everything emitted since the last call.
+    /// Everything emitted since the last call, with the body sizes zeroed: the framing tests
+    /// compare totals, and `details.rs` checks the split into head and body.
     pub fn take(&mut self) -> Vec<Output> {
+        let mut out = self.take_full();
+        for output in &mut out {
+            if let Output::Request(request) = output {
+                request.request_body_bytes = 0;
+                request.response_body_bytes = 0;
+            }
+        }
+        out
+    }
+
+    /// Everything emitted since the last call, as emitted.
+    pub fn take_full(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
 }
@@ -107,11 +132,14 @@ pub(super) fn done(
     Output::Request(Completed {
         conn: conn(fd),
         method,
+        route: Route::NONE,
         outcome: Outcome::Status(status),
         start_ns,
         end_ns,
         request_bytes,
         response_bytes,
+        request_body_bytes: 0,
+        response_body_bytes: 0,
     })
 }
 
@@ -126,11 +154,14 @@ pub(super) fn aborted(
     Output::Request(Completed {
         conn: conn(fd),
         method,
+        route: Route::NONE,
         outcome: Outcome::Aborted(reason),
         start_ns,
         end_ns,
         request_bytes,
         response_bytes,
+        request_body_bytes: 0,
+        response_body_bytes: 0,
     })
 }
 
