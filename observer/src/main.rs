@@ -24,7 +24,7 @@ use gunicorn_observer::{
     cli::Args,
     export::{GunicornCollector, ObserverMetrics, server},
     load::Probes,
-    pipeline::{self, Intervals, Pipeline},
+    pipeline::{self, Intervals, Pipeline, Recorder},
     preflight,
     sample::Sampler,
 };
@@ -89,6 +89,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let sampler = Sampler::new().context("reading the clock tick and page size")?;
     let mut pipeline = Pipeline::new(probes, stats, metrics, sampler, args.proc_root.clone());
+    if let Some(path) = &args.record {
+        pipeline.record_to(Recorder::create(path).context("starting --record")?);
+    }
     pipeline.scan();
 
     let ready = Arc::new(AtomicBool::new(true));

@@ -3,6 +3,9 @@
 //! Everything on the event path runs on one task and owns its state outright (no locks but
 //! the statistics shared with the exporter, taken once per drained batch).
 
+mod kernel;
+mod record;
+mod replay;
 mod workers;
 
 use std::{
@@ -35,14 +38,18 @@ use crate::{
     sample::Sampler,
 };
 
+pub use kernel::{Detached, KernelMaps};
+pub use record::{RecordError, Recorder, read_recording};
+pub use replay::{REPLAY_APP, REPLAY_MASTER};
 use workers::Departure;
 
 /// Cap on connections followed in userspace; matches the kernel's connection map.
 const MAX_CONNECTIONS: usize = observer_ebpf::limits::MAX_CONNECTIONS as usize;
 
-/// State of the event path.
-pub struct Pipeline {
-    probes: Probes,
+/// State of the event path. `K` is the kernel's maps; only the replay benchmark runs
+/// the pipeline without them.
+pub struct Pipeline<K: KernelMaps = Probes> {
+    probes: K,
     registry: Registry,
     conns: ConnTable,
     lifecycle: Lifecycle,
@@ -55,6 +62,8 @@ pub struct Pipeline {
     /// When each master adopted outside a scan was first seen (CLOCK_MONOTONIC ns), to
     /// recognise a `--daemon` launcher that exits right after forking.
     master_since: HashMap<u32, u64>,
+    /// Where drained records are also written, with `--record`.
+    recorder: Option<Recorder>,
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -63,9 +72,9 @@ pub struct Pipeline {
 const QUICK_RESCANS: u32 = 40;
 const QUICK_RESCAN: Duration = Duration::from_millis(50);
 
-impl Pipeline {
+impl<K: KernelMaps> Pipeline<K> {
     pub fn new(
-        probes: Probes,
+        probes: K,
         stats: Arc<Mutex<Stats>>,
         metrics: ObserverMetrics,
         sampler: Sampler,
@@ -82,6 +91,33 @@ impl Pipeline {
             proc_root,
             quick_rescans: 0,
             master_since: HashMap::new(),
+            recorder: None,
+        }
+    }
+
+    /// Also writes every drained record to `recorder`, for the replay benchmark.
+    pub fn record_to(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// Writes a drained record to the recording, if one is being made. A failed write ends
+    /// the recording (said once in the log); observing goes on.
+    fn record(&mut self, record: &[u8]) {
+        let Some(recorder) = &mut self.recorder else {
+            return;
+        };
+        if let Err(err) = recorder.record(record) {
+            warn!(error = %err, "recording stopped");
+            self.recorder = None;
+        }
+    }
+
+    fn finish_recording(&mut self) {
+        if let Some(mut recorder) = self.recorder.take() {
+            match recorder.flush() {
+                Ok(()) => info!(records = recorder.records(), "recording written"),
+                Err(err) => warn!(error = %err, "recording incomplete"),
+            }
         }
     }
 
@@ -239,7 +275,14 @@ impl Pipeline {
         }
     }
 
-    /// Handles one drained batch of raw records.
+    /// Handles the records of one drain, in order.
+    pub fn handle_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) {
+        for record in records {
+            self.handle_record(record);
+        }
+    }
+
+    /// Handles one raw record.
     pub fn handle_record(&mut self, record: &[u8]) {
         match decode(record) {
             Ok(event) => {
@@ -619,6 +662,7 @@ pub async fn run(
                 // Whatever the kernel already queued is still counted.
                 drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.refresh_drops();
+                pipeline.finish_recording();
                 return Ok(());
             }
         }
@@ -627,6 +671,7 @@ pub async fn run(
 
 fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) {
     while let Some(record) = ring.next() {
+        pipeline.record(&record);
         pipeline.handle_record(&record);
     }
 }

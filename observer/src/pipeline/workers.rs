@@ -4,7 +4,7 @@ use tracing::{debug, info};
 
 use observer_ebpf::tracked::ConnKey;
 
-use super::{Pipeline, QUICK_RESCANS};
+use super::{KernelMaps, Pipeline, QUICK_RESCANS};
 use crate::{
     discover::{self, Removed},
     lifecycle::{ExitStatus, RestartReason, SignalSeen},
@@ -20,7 +20,7 @@ pub(super) enum Departure {
     Exec,
 }
 
-impl Pipeline {
+impl<K: KernelMaps> Pipeline<K> {
     /// A signal was generated for tracked process `target`.
     pub(super) fn signal(&mut self, target: u32, seen: SignalSeen) {
         if let Some(worker) = self.registry.worker(target) {
