@@ -3,6 +3,7 @@
 //! Everything on the event path runs on one task and owns its state outright (no locks but
 //! the statistics shared with the exporter, taken once per drained batch).
 
+mod batch;
 mod kernel;
 mod record;
 mod replay;
@@ -16,6 +17,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
+use prometheus::IntCounter;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::watch,
@@ -41,6 +43,7 @@ use crate::{
 pub use kernel::{Detached, KernelMaps};
 pub use record::{RecordError, Recorder, read_recording};
 pub use replay::{REPLAY_APP, REPLAY_MASTER};
+use batch::Batch;
 use workers::Departure;
 
 /// Cap on connections followed in userspace; matches the kernel's connection map.
@@ -64,6 +67,8 @@ pub struct Pipeline<K: KernelMaps = Probes> {
     master_since: HashMap<u32, u64>,
     /// Where drained records are also written, with `--record`.
     recorder: Option<Recorder>,
+    /// `events_total{kind}` handles, by `Event::kind_index`, taken at first use.
+    event_counters: [Option<IntCounter>; Event::KIND_NAMES.len()],
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -92,6 +97,7 @@ impl<K: KernelMaps> Pipeline<K> {
             quick_rescans: 0,
             master_since: HashMap::new(),
             recorder: None,
+            event_counters: Default::default(),
         }
     }
 
@@ -277,20 +283,29 @@ impl<K: KernelMaps> Pipeline<K> {
 
     /// Handles the records of one drain, in order.
     pub fn handle_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) {
+        let shared = Arc::clone(&self.stats);
+        let mut batch = Batch::new(&shared);
         for record in records {
-            self.handle_record(record);
+            self.handle_in_batch(record, &mut batch);
         }
     }
 
     /// Handles one raw record.
     pub fn handle_record(&mut self, record: &[u8]) {
+        self.handle_batch([record]);
+    }
+
+    /// Handles one raw record of a drain; socket events use the batch's held lock.
+    fn handle_in_batch(&mut self, record: &[u8], batch: &mut Batch<'_>) {
         match decode(record) {
             Ok(event) => {
-                self.metrics
-                    .events
-                    .with_label_values(&[event.kind_name()])
-                    .inc();
-                self.handle(event);
+                self.count_event(&event);
+                if event.is_socket() {
+                    self.handle_socket(event, batch.stats());
+                } else {
+                    batch.release();
+                    self.handle(event);
+                }
             }
             Err(err) => {
                 debug!(error = %err, "undecodable ring-buffer record");
@@ -302,6 +317,73 @@ impl<K: KernelMaps> Pipeline<K> {
         }
     }
 
+    /// Counts a handled event. The counter handle is looked up by label once per kind and
+    /// kept: a label look-up hashes strings under a lock, too much for every event. A kind's
+    /// series still appears only once an event of that kind was seen.
+    fn count_event(&mut self, event: &Event<'_>) {
+        let kind = event.kind_index();
+        self.event_counters[kind]
+            .get_or_insert_with(|| {
+                self.metrics
+                    .events
+                    .with_label_values(&[Event::KIND_NAMES[kind]])
+            })
+            .inc();
+    }
+
+    /// Accepts, reads, writes, shutdowns and closes: connection state and request statistics.
+    fn handle_socket(&mut self, event: Event<'_>, stats: &mut Stats) {
+        match event {
+            Event::Accept {
+                tgid, fd, ts_ns, ..
+            } => {
+                let id = ConnId { tgid, fd };
+                self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                    conns.on_accept(id, ts_ns, &mut sink)
+                });
+            }
+            Event::Data {
+                tgid,
+                fd,
+                syscall,
+                ret,
+                payload,
+                ts_ns,
+                ..
+            } => {
+                let id = ConnId { tgid, fd };
+                if syscall.is_inbound() {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_read(id, ts_ns, ret, payload, &mut sink)
+                    });
+                } else {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_write(id, ts_ns, ret, payload, &mut sink)
+                    });
+                }
+            }
+            Event::Close {
+                tgid,
+                fd,
+                shutdown,
+                ts_ns,
+            } => {
+                let id = ConnId { tgid, fd };
+                if shutdown {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_shutdown(id, ts_ns, &mut sink)
+                    });
+                } else {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_close(id, ts_ns, &mut sink)
+                    });
+                }
+            }
+            other => self.handle(other),
+        }
+    }
+
+    /// Process, signal and OOM events; they take the statistics lock themselves.
     fn handle(&mut self, event: Event<'_>) {
         match event {
             Event::Fork {
@@ -327,51 +409,6 @@ impl<K: KernelMaps> Pipeline<K> {
                 let status = ExitStatus::from_wait_status(exit_code);
                 self.process_exited(tgid, ts_ns, Departure::Exit(status));
             }
-            Event::Accept {
-                tgid, fd, ts_ns, ..
-            } => {
-                let id = ConnId { tgid, fd };
-                self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                    conns.on_accept(id, ts_ns, &mut sink)
-                });
-            }
-            Event::Data {
-                tgid,
-                fd,
-                syscall,
-                ret,
-                payload,
-                ts_ns,
-                ..
-            } => {
-                let id = ConnId { tgid, fd };
-                if syscall.is_inbound() {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_read(id, ts_ns, ret, payload, &mut sink)
-                    });
-                } else {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_write(id, ts_ns, ret, payload, &mut sink)
-                    });
-                }
-            }
-            Event::Close {
-                tgid,
-                fd,
-                shutdown,
-                ts_ns,
-            } => {
-                let id = ConnId { tgid, fd };
-                if shutdown {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_shutdown(id, ts_ns, &mut sink)
-                    });
-                } else {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_close(id, ts_ns, &mut sink)
-                    });
-                }
-            }
             Event::Signal {
                 sender,
                 target,
@@ -390,6 +427,11 @@ impl<K: KernelMaps> Pipeline<K> {
                 self.signal(target, seen);
             }
             Event::OomVictim { pid, .. } => self.oom_victim(pid),
+            socket @ (Event::Accept { .. } | Event::Data { .. } | Event::Close { .. }) => {
+                let shared = Arc::clone(&self.stats);
+                let mut stats = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+                self.handle_socket(socket, &mut stats);
+            }
         }
     }
 
@@ -402,6 +444,7 @@ impl<K: KernelMaps> Pipeline<K> {
     /// give (see `Lifecycle::interrupted`).
     fn with_sink(
         &mut self,
+        stats: &mut Stats,
         tgid: u32,
         ts_ns: u64,
         exiting: Option<RestartReason>,
@@ -411,11 +454,9 @@ impl<K: KernelMaps> Pipeline<K> {
             conns,
             registry,
             lifecycle,
-            stats,
             metrics,
             ..
         } = self;
-        let mut stats = stats.lock().unwrap_or_else(|poison| poison.into_inner());
         let in_flight_before = conns.in_flight(tgid);
         let mut sink = |output: Output| match output {
             Output::Request(request) => match registry.worker(request.conn.tgid) {
@@ -670,8 +711,10 @@ pub async fn run(
 }
 
 fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) {
+    let shared = Arc::clone(&pipeline.stats);
+    let mut batch = Batch::new(&shared);
     while let Some(record) = ring.next() {
         pipeline.record(&record);
-        pipeline.handle_record(&record);
+        pipeline.handle_in_batch(&record, &mut batch);
     }
 }

@@ -2,6 +2,7 @@
 //! running what CI runs.
 
 mod apt;
+mod bench;
 mod bootstrap;
 mod cmd;
 mod run;
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand};
 use crate::cmd::Cmd;
 
 #[derive(Parser)]
-#[command(about = "Bootstrap, run and test gunicorn-observer")]
+#[command(about = "Bootstrap, run, test and benchmark gunicorn-observer")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +36,16 @@ enum Command {
     },
     /// Bootstrap, then fmt, clippy, release build and the whole test suite, as CI does.
     Test,
+    /// Measure the observer against bare Gunicorn and gunicorn-prometheus-exporter, and write
+    /// docs/BENCHMARKS.md (needs root; loopback only).
+    Bench {
+        /// Shorter runs, every part kept: under 10 minutes.
+        #[arg(long, conflicts_with = "smoke")]
+        quick: bool,
+        /// Each part once for seconds, written under target/bench/: checks the harness only.
+        #[arg(long)]
+        smoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +55,14 @@ fn main() -> ExitCode {
         Command::Bootstrap => bootstrap::bootstrap(&root),
         Command::Run { args } => run::run(&root, &args),
         Command::Test => test::test(&root),
+        Command::Bench { quick, smoke } => {
+            let mode = match (quick, smoke) {
+                (_, true) => bench::Mode::Smoke,
+                (true, false) => bench::Mode::Quick,
+                (false, false) => bench::Mode::Full,
+            };
+            bench::bench(&root, mode)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

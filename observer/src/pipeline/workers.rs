@@ -1,5 +1,7 @@
 //! Workers leaving, and the signals and OOM kills that say why.
 
+use std::sync::Arc;
+
 use tracing::{debug, info};
 
 use observer_ebpf::tracked::ConnKey;
@@ -63,9 +65,12 @@ impl<K: KernelMaps> Pipeline<K> {
         let cause = reason.filter(|reason| *reason != RestartReason::Unknown);
 
         let mut fds = Vec::new();
-        self.with_sink(pid, ts_ns, cause, |conns, mut sink| {
+        let shared = Arc::clone(&self.stats);
+        let mut stats = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.with_sink(&mut stats, pid, ts_ns, cause, |conns, mut sink| {
             fds = conns.on_process_exit(pid, ts_ns, &mut sink)
         });
+        drop(stats);
         for fd in fds {
             // A dead process never closes its sockets; without this they stay in the map.
             if let Err(err) = self.probes.forget_conn(ConnKey { tgid: pid, fd }) {
