@@ -40,10 +40,10 @@ use crate::{
     sample::Sampler,
 };
 
+use batch::Batch;
 pub use kernel::{Detached, KernelMaps};
 pub use record::{RecordError, Recorder, read_recording};
 pub use replay::{REPLAY_APP, REPLAY_MASTER};
-use batch::Batch;
 use workers::Departure;
 
 /// Cap on connections followed in userspace; matches the kernel's connection map.

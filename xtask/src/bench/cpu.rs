@@ -55,7 +55,10 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Cpu> {
 
     let mut points = Vec::new();
     for &rate in &plan.rates {
-        println!("bench: observer CPU at {rate} req/s for {} s", plan.paced_secs);
+        println!(
+            "bench: observer CPU at {rate} req/s for {} s",
+            plan.paced_secs
+        );
         let counted_before = requests(&observer, &selector)?;
         let cpu_before = observer.cpu_secs()?;
         let begun = Instant::now();

@@ -45,7 +45,9 @@ fn parse_wrk(text: &str) -> Result<WrkResult> {
                     result.errors += number.trim_end_matches(',').parse::<u64>()?;
                 }
             }
-            ["Non-2xx", "or", "3xx", "responses:", count] => result.errors += count.parse::<u64>()?,
+            ["Non-2xx", "or", "3xx", "responses:", count] => {
+                result.errors += count.parse::<u64>()?
+            }
             _ => {}
         }
     }
@@ -100,7 +102,9 @@ pub fn paced(port: u16, path: &str, rate: f64, secs: f64) -> Result<Paced> {
         })
         .collect();
     for thread in threads {
-        thread.join().map_err(|_| anyhow::anyhow!("a paced client thread panicked"))?;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a paced client thread panicked"))?;
     }
     Ok(Paced {
         completed: done.load(Ordering::Relaxed),
@@ -123,7 +127,10 @@ impl Paced {
 fn one_request(port: u16, path: &str) -> Result<()> {
     let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
     let mut sink = Vec::with_capacity(256);
     stream.read_to_end(&mut sink)?;
     anyhow::ensure!(sink.starts_with(b"HTTP/1.1 200"), "not a 200");

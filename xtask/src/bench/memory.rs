@@ -76,12 +76,16 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Memory> {
     let observer = Observer::start(root, scratch, None)?;
     let ready_after = observer.ready_after;
     let mut tracked = 0;
-    procs::wait_until("every worker to be tracked", Duration::from_secs(30), || {
-        tracked = observer.metrics().map_or(0, |text| {
-            observer::count(&text, "gunicorn_worker_info", &["app=\"bench-mem-"])
-        });
-        tracked >= workers as usize
-    })?;
+    procs::wait_until(
+        "every worker to be tracked",
+        Duration::from_secs(30),
+        || {
+            tracked = observer.metrics().map_or(0, |text| {
+                observer::count(&text, "gunicorn_worker_info", &["app=\"bench-mem-"])
+            });
+            tracked >= workers as usize
+        },
+    )?;
     let tracked_after = begun.elapsed();
     Ok(Memory {
         by_workers,

@@ -148,8 +148,14 @@ pub fn run(root: &Path, mode: Mode) -> Result<()> {
     };
 
     let (doc, svg) = match mode {
-        Mode::Smoke => (scratch.join("BENCHMARKS.smoke.md"), scratch.join("scaling.smoke.svg")),
-        _ => (root.join("docs/BENCHMARKS.md"), root.join("docs/bench-scaling.svg")),
+        Mode::Smoke => (
+            scratch.join("BENCHMARKS.smoke.md"),
+            scratch.join("scaling.smoke.svg"),
+        ),
+        _ => (
+            root.join("docs/BENCHMARKS.md"),
+            root.join("docs/bench-scaling.svg"),
+        ),
     };
     std::fs::write(&svg, svg::scaling(&results))
         .with_context(|| format!("writing {}", svg.display()))?;

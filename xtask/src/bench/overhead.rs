@@ -60,7 +60,11 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Vec<Case>> {
                 runs: Default::default(),
             };
             for round in 1..=plan.rounds {
-                println!("bench: overhead {} round {round}/{}", case.label(), plan.rounds);
+                println!(
+                    "bench: overhead {} round {round}/{}",
+                    case.label(),
+                    plan.rounds
+                );
                 case.runs[0].push(load::wrk(&bare.url(path), plan.wrk_secs)?);
                 let mut observer = Observer::start(root, scratch, None)?;
                 case.runs[1].push(load::wrk(&bare.url(path), plan.wrk_secs)?);

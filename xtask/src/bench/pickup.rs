@@ -35,11 +35,15 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Pickup> {
         ))
     };
     // The observer must know the worker that runs now before the first kill.
-    procs::wait_until("the pickup worker to be tracked", Duration::from_secs(10), || {
-        observer
-            .metrics()
-            .is_ok_and(|text| observer::count(&text, "gunicorn_worker_info", &selector) == 1)
-    })?;
+    procs::wait_until(
+        "the pickup worker to be tracked",
+        Duration::from_secs(10),
+        || {
+            observer
+                .metrics()
+                .is_ok_and(|text| observer::count(&text, "gunicorn_worker_info", &selector) == 1)
+        },
+    )?;
 
     let mut result = Pickup {
         attributed_after: Vec::new(),

@@ -37,15 +37,35 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Replay> {
     };
     let status = Cmd::new("cargo")
         .current_dir(root)
-        .args(["bench", "-q", "-p", "gunicorn-observer", "--bench", "replay", "--"])
+        .args([
+            "bench",
+            "-q",
+            "-p",
+            "gunicorn-observer",
+            "--bench",
+            "replay",
+            "--",
+        ])
         .arg(&file)
         .args(["--rounds", &plan.rounds.to_string()])
         .args(["--min-secs", &plan.replay_secs.to_string()])
         .stream(|line| {
             println!("{line}");
             let words: Vec<&str> = line.split_whitespace().collect();
-            if let ["replay:", "round", _, "events", _, "secs", _, "events_per_sec", rate, "requests_per_pass", requests, ..] =
-                words.as_slice()
+            if let [
+                "replay:",
+                "round",
+                _,
+                "events",
+                _,
+                "secs",
+                _,
+                "events_per_sec",
+                rate,
+                "requests_per_pass",
+                requests,
+                ..,
+            ] = words.as_slice()
             {
                 replay.rates.extend(rate.parse::<f64>().ok());
                 replay.requests_per_pass = requests.parse().unwrap_or(0.0);

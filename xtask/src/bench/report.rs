@@ -41,7 +41,10 @@ pub fn markdown(results: &Results, plan: &Plan, machine: &Machine) -> String {
     replay(w, results);
     memory(w, results);
     pickup(w, results);
-    let _ = writeln!(w, "## Scaling\n\n![observer CPU and memory](bench-scaling.svg)\n");
+    let _ = writeln!(
+        w,
+        "## Scaling\n\n![observer CPU and memory](bench-scaling.svg)\n"
+    );
     let _ = writeln!(w, "{NOTES}");
     out
 }
@@ -176,7 +179,10 @@ fn overhead(w: &mut String, r: &Results, plan: &Plan) {
         }
     }
     let _ = writeln!(w, "\nEvery round, side by side (req/s):\n");
-    let _ = writeln!(w, "| case | round | bare 27 | observed 27 | bare 23 | exporter 23 |");
+    let _ = writeln!(
+        w,
+        "| case | round | bare 27 | observed 27 | bare 23 | exporter 23 |"
+    );
     let _ = writeln!(w, "|---|---|---|---|---|---|");
     for case in &r.overhead {
         for round in 0..case.runs[0].len() {
@@ -198,7 +204,10 @@ fn overhead(w: &mut String, r: &Results, plan: &Plan) {
         .flat_map(|case| case.runs.iter().flatten())
         .map(|run| run.errors)
         .sum();
-    let _ = writeln!(w, "\nwrk socket errors and non-2xx answers over all runs: {errors}.\n");
+    let _ = writeln!(
+        w,
+        "\nwrk socket errors and non-2xx answers over all runs: {errors}.\n"
+    );
 }
 
 fn cpu(w: &mut String, r: &Results, plan: &Plan) {

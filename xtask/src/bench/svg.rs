@@ -19,7 +19,12 @@ struct Panel<'a> {
 
 pub fn scaling(results: &Results) -> String {
     let rate = |f: fn(&super::cpu::RatePoint) -> f64| -> Vec<(f64, f64)> {
-        results.cpu.points.iter().map(|p| (p.achieved, f(p))).collect()
+        results
+            .cpu
+            .points
+            .iter()
+            .map(|p| (p.achieved, f(p)))
+            .collect()
     };
     let workers = |f: fn(&super::memory::SizePoint) -> f64| -> Vec<(f64, f64)> {
         let all = &results.memory.by_workers;
@@ -121,8 +126,19 @@ fn draw(svg: &mut String, panel: &Panel<'_>, left: f64, top: f64) {
     }
 
     // Both axes start at zero so growth reads honestly.
-    let x_max = panel.points.iter().map(|p| p.0).fold(0.0, f64::max).max(1e-9);
-    let y_max = panel.points.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+    let x_max = panel
+        .points
+        .iter()
+        .map(|p| p.0)
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let y_max = panel
+        .points
+        .iter()
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.15;
     let at = |(x, y): (f64, f64)| (left + x / x_max * PANEL_W, bottom - y / y_max * PANEL_H);
     let _ = writeln!(
         svg,
