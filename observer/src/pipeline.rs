@@ -175,6 +175,7 @@ impl<K: KernelMaps> Pipeline<K> {
         self.count_discovery_error("config_unreadable", stats.config_unreadable);
 
         let mut new_master = false;
+        let mut tables = discover::SocketTables::default();
         for (pid, role) in self.registry.add_scan(&found) {
             self.track(pid, role.kernel_value());
             match role {
@@ -189,7 +190,7 @@ impl<K: KernelMaps> Pipeline<K> {
                     stats.set_timeout(&app, timeout);
                 }
                 Role::Worker => {
-                    self.follow_open_connections(pid);
+                    self.follow_open_connections(pid, &mut tables);
                     if let Some(worker) = self.registry.worker(pid) {
                         self.lock_stats()
                             .worker_started(&worker.app, worker.slot, pid);
@@ -202,8 +203,8 @@ impl<K: KernelMaps> Pipeline<K> {
 
     /// Puts connections a worker accepted before it was tracked into the kernel's map;
     /// the HTTP stage then picks each up at its next request boundary.
-    fn follow_open_connections(&mut self, pid: u32) {
-        for fd in discover::accepted_connections(&self.proc_root, pid) {
+    fn follow_open_connections(&mut self, pid: u32, tables: &mut discover::SocketTables) {
+        for fd in discover::accepted_connections_in(&self.proc_root, pid, tables) {
             if let Err(err) = self.probes.follow_conn(ConnKey { tgid: pid, fd }) {
                 warn!(pid, fd, error = %err, "cannot follow an already open connection");
                 self.count_discovery_error("track_failed", 1);
