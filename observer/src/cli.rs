@@ -86,6 +86,11 @@ pub struct Args {
     /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
     #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
     pub log: String,
+
+    /// Also write every raw ring-buffer record to this file, for the replay benchmark
+    /// (`cargo xtask bench`). A development aid, so not in `--help`.
+    #[arg(long, env = "GUNICORN_OBSERVER_RECORD", hide = true)]
+    pub record: Option<PathBuf>,
 }
 
 impl Args {

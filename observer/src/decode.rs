@@ -85,20 +85,48 @@ pub enum Event<'a> {
 }
 
 impl Event<'_> {
+    /// Every value [`Self::kind_name`] can return, in [`Self::kind_index`] order.
+    pub const KIND_NAMES: [&'static str; 10] = [
+        "fork",
+        "exec",
+        "exit",
+        "accept",
+        "data",
+        "shutdown",
+        "close",
+        "signal",
+        "oom_victim",
+        "queue_wait",
+    ];
+
     /// Label for the events-handled counter.
     pub fn kind_name(&self) -> &'static str {
+        Self::KIND_NAMES[self.kind_index()]
+    }
+
+    /// Position of this event's kind in [`Self::KIND_NAMES`], so a caller can keep one
+    /// counter per kind in an array instead of looking the label up per event.
+    pub fn kind_index(&self) -> usize {
         match self {
-            Self::Fork { .. } => "fork",
-            Self::Exec { .. } => "exec",
-            Self::Exit { .. } => "exit",
-            Self::Accept { .. } => "accept",
-            Self::Data { .. } => "data",
-            Self::Close { shutdown: true, .. } => "shutdown",
-            Self::Close { .. } => "close",
-            Self::Signal { .. } => "signal",
-            Self::OomVictim { .. } => "oom_victim",
-            Self::QueueWait { .. } => "queue_wait",
+            Self::Fork { .. } => 0,
+            Self::Exec { .. } => 1,
+            Self::Exit { .. } => 2,
+            Self::Accept { .. } => 3,
+            Self::Data { .. } => 4,
+            Self::Close { shutdown: true, .. } => 5,
+            Self::Close { .. } => 6,
+            Self::Signal { .. } => 7,
+            Self::OomVictim { .. } => 8,
+            Self::QueueWait { .. } => 9,
         }
+    }
+
+    /// Socket events: the ones that only touch connections and request statistics.
+    pub fn is_socket(&self) -> bool {
+        matches!(
+            self,
+            Self::Accept { .. } | Self::Data { .. } | Self::Close { .. }
+        )
     }
 }
 

@@ -3,7 +3,11 @@
 //! Everything on the event path runs on one task and owns its state outright (no locks but
 //! the statistics shared with the exporter, taken once per drained batch).
 
+mod batch;
+mod kernel;
 mod queue;
+mod record;
+mod replay;
 mod upgrade;
 mod workers;
 
@@ -15,6 +19,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
+use prometheus::IntCounter;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::watch,
@@ -37,14 +42,19 @@ use crate::{
     sample::Sampler,
 };
 
+use batch::Batch;
+pub use kernel::{Detached, KernelMaps};
+pub use record::{RecordError, Recorder, read_recording};
+pub use replay::{REPLAY_APP, REPLAY_MASTER};
 use workers::Departure;
 
 /// Cap on connections followed in userspace; matches the kernel's connection map.
 const MAX_CONNECTIONS: usize = observer_ebpf::limits::MAX_CONNECTIONS as usize;
 
-/// State of the event path.
-pub struct Pipeline {
-    probes: Probes,
+/// State of the event path. `K` is the kernel's maps; only the replay benchmark runs
+/// the pipeline without them.
+pub struct Pipeline<K: KernelMaps = Probes> {
+    probes: K,
     registry: Registry,
     conns: ConnTable,
     lifecycle: Lifecycle,
@@ -63,6 +73,10 @@ pub struct Pipeline {
     watched_ports: std::collections::BTreeSet<u16>,
     /// Known processes the last rescan found missing from /proc (see `forget_dead`).
     vanished: HashSet<u32>,
+    /// Where drained records are also written, with `--record`.
+    recorder: Option<Recorder>,
+    /// `events_total{kind}` handles, by `Event::kind_index`, taken at first use.
+    event_counters: [Option<IntCounter>; Event::KIND_NAMES.len()],
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -71,9 +85,9 @@ pub struct Pipeline {
 const QUICK_RESCANS: u32 = 40;
 const QUICK_RESCAN: Duration = Duration::from_millis(50);
 
-impl Pipeline {
+impl<K: KernelMaps> Pipeline<K> {
     pub fn new(
-        probes: Probes,
+        probes: K,
         stats: Arc<Mutex<Stats>>,
         metrics: ObserverMetrics,
         sampler: Sampler,
@@ -93,6 +107,34 @@ impl Pipeline {
             listeners: Default::default(),
             watched_ports: Default::default(),
             vanished: HashSet::new(),
+            recorder: None,
+            event_counters: Default::default(),
+        }
+    }
+
+    /// Also writes every drained record to `recorder`, for the replay benchmark.
+    pub fn record_to(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// Writes a drained record to the recording, if one is being made. A failed write ends
+    /// the recording (said once in the log); observing goes on.
+    fn record(&mut self, record: &[u8]) {
+        let Some(recorder) = &mut self.recorder else {
+            return;
+        };
+        if let Err(err) = recorder.record(record) {
+            warn!(error = %err, "recording stopped");
+            self.recorder = None;
+        }
+    }
+
+    fn finish_recording(&mut self) {
+        if let Some(mut recorder) = self.recorder.take() {
+            match recorder.flush() {
+                Ok(()) => info!(records = recorder.records(), "recording written"),
+                Err(err) => warn!(error = %err, "recording incomplete"),
+            }
         }
     }
 
@@ -150,6 +192,7 @@ impl Pipeline {
         self.count_discovery_error("config_unreadable", stats.config_unreadable);
 
         let mut new_master = false;
+        let mut tables = discover::SocketTables::default();
         for (pid, role) in self.registry.add_scan(&found) {
             self.track(pid, role.kernel_value());
             match role {
@@ -166,7 +209,7 @@ impl Pipeline {
                     stats.set_container(&app, container);
                 }
                 Role::Worker => {
-                    self.follow_open_connections(pid);
+                    self.follow_open_connections(pid, &mut tables);
                     if let Some(worker) = self.registry.worker(pid) {
                         self.lock_stats()
                             .worker_started(&worker.app, worker.slot, pid);
@@ -179,8 +222,8 @@ impl Pipeline {
 
     /// Puts connections a worker accepted before it was tracked into the kernel's map;
     /// the HTTP stage then picks each up at its next request boundary.
-    fn follow_open_connections(&mut self, pid: u32) {
-        for fd in discover::accepted_connections(&self.proc_root, pid) {
+    fn follow_open_connections(&mut self, pid: u32, tables: &mut discover::SocketTables) {
+        for fd in discover::accepted_connections_in(&self.proc_root, pid, tables) {
             if let Err(err) = self.probes.follow_conn(ConnKey { tgid: pid, fd }) {
                 warn!(pid, fd, error = %err, "cannot follow an already open connection");
                 self.count_discovery_error("track_failed", 1);
@@ -273,15 +316,31 @@ impl Pipeline {
         self.vanished = vanished;
     }
 
-    /// Handles one drained batch of raw records.
+    /// Handles the records of one drain, in order.
+    pub fn handle_batch<'r>(&mut self, records: impl IntoIterator<Item = &'r [u8]>) {
+        let shared = Arc::clone(&self.stats);
+        let mut batch = Batch::new(&shared);
+        for record in records {
+            self.handle_in_batch(record, &mut batch);
+        }
+    }
+
+    /// Handles one raw record.
     pub fn handle_record(&mut self, record: &[u8]) {
+        self.handle_batch([record]);
+    }
+
+    /// Handles one raw record of a drain; socket events use the batch's held lock.
+    fn handle_in_batch(&mut self, record: &[u8], batch: &mut Batch<'_>) {
         match decode(record) {
             Ok(event) => {
-                self.metrics
-                    .events
-                    .with_label_values(&[event.kind_name()])
-                    .inc();
-                self.handle(event);
+                self.count_event(&event);
+                if event.is_socket() {
+                    self.handle_socket(event, batch.stats());
+                } else {
+                    batch.release();
+                    self.handle(event);
+                }
             }
             Err(err) => {
                 debug!(error = %err, "undecodable ring-buffer record");
@@ -293,6 +352,73 @@ impl Pipeline {
         }
     }
 
+    /// Counts a handled event. The counter handle is looked up by label once per kind and
+    /// kept: a label look-up hashes strings under a lock, too much for every event. A kind's
+    /// series still appears only once an event of that kind was seen.
+    fn count_event(&mut self, event: &Event<'_>) {
+        let kind = event.kind_index();
+        self.event_counters[kind]
+            .get_or_insert_with(|| {
+                self.metrics
+                    .events
+                    .with_label_values(&[Event::KIND_NAMES[kind]])
+            })
+            .inc();
+    }
+
+    /// Accepts, reads, writes, shutdowns and closes: connection state and request statistics.
+    fn handle_socket(&mut self, event: Event<'_>, stats: &mut Stats) {
+        match event {
+            Event::Accept {
+                tgid, fd, ts_ns, ..
+            } => {
+                let id = ConnId { tgid, fd };
+                self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                    conns.on_accept(id, ts_ns, &mut sink)
+                });
+            }
+            Event::Data {
+                tgid,
+                fd,
+                syscall,
+                ret,
+                payload,
+                ts_ns,
+                ..
+            } => {
+                let id = ConnId { tgid, fd };
+                if syscall.is_inbound() {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_read(id, ts_ns, ret, payload, &mut sink)
+                    });
+                } else {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_write(id, ts_ns, ret, payload, &mut sink)
+                    });
+                }
+            }
+            Event::Close {
+                tgid,
+                fd,
+                shutdown,
+                ts_ns,
+            } => {
+                let id = ConnId { tgid, fd };
+                if shutdown {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_shutdown(id, ts_ns, &mut sink)
+                    });
+                } else {
+                    self.with_sink(stats, tgid, ts_ns, None, |conns, mut sink| {
+                        conns.on_close(id, ts_ns, &mut sink)
+                    });
+                }
+            }
+            other => self.handle(other),
+        }
+    }
+
+    /// Process, signal and OOM events; they take the statistics lock themselves.
     fn handle(&mut self, event: Event<'_>) {
         match event {
             Event::Fork {
@@ -317,51 +443,6 @@ impl Pipeline {
             } => {
                 let status = ExitStatus::from_wait_status(exit_code);
                 self.process_exited(tgid, ts_ns, Departure::Exit(status));
-            }
-            Event::Accept {
-                tgid, fd, ts_ns, ..
-            } => {
-                let id = ConnId { tgid, fd };
-                self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                    conns.on_accept(id, ts_ns, &mut sink)
-                });
-            }
-            Event::Data {
-                tgid,
-                fd,
-                syscall,
-                ret,
-                payload,
-                ts_ns,
-                ..
-            } => {
-                let id = ConnId { tgid, fd };
-                if syscall.is_inbound() {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_read(id, ts_ns, ret, payload, &mut sink)
-                    });
-                } else {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_write(id, ts_ns, ret, payload, &mut sink)
-                    });
-                }
-            }
-            Event::Close {
-                tgid,
-                fd,
-                shutdown,
-                ts_ns,
-            } => {
-                let id = ConnId { tgid, fd };
-                if shutdown {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_shutdown(id, ts_ns, &mut sink)
-                    });
-                } else {
-                    self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
-                        conns.on_close(id, ts_ns, &mut sink)
-                    });
-                }
             }
             Event::Signal {
                 sender,
@@ -389,6 +470,11 @@ impl Pipeline {
                 ts_ns,
                 ..
             } => self.queue_wait(tgid, local_port, family, handshake_ns, ts_ns),
+            socket @ (Event::Accept { .. } | Event::Data { .. } | Event::Close { .. }) => {
+                let shared = Arc::clone(&self.stats);
+                let mut stats = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+                self.handle_socket(socket, &mut stats);
+            }
         }
     }
 
@@ -401,6 +487,7 @@ impl Pipeline {
     /// give (see `Lifecycle::interrupted`).
     fn with_sink(
         &mut self,
+        stats: &mut Stats,
         tgid: u32,
         ts_ns: u64,
         exiting: Option<RestartReason>,
@@ -410,11 +497,9 @@ impl Pipeline {
             conns,
             registry,
             lifecycle,
-            stats,
             metrics,
             ..
         } = self;
-        let mut stats = stats.lock().unwrap_or_else(|poison| poison.into_inner());
         let in_flight_before = conns.in_flight(tgid);
         let mut sink = |output: Output| match output {
             Output::Request(request) => match registry.worker(request.conn.tgid) {
@@ -697,6 +782,7 @@ pub async fn run(
                 // Whatever the kernel already queued is still counted.
                 drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.refresh_drops();
+                pipeline.finish_recording();
                 return Ok(());
             }
         }
@@ -704,7 +790,10 @@ pub async fn run(
 }
 
 fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) {
+    let shared = Arc::clone(&pipeline.stats);
+    let mut batch = Batch::new(&shared);
     while let Some(record) = ring.next() {
-        pipeline.handle_record(&record);
+        pipeline.record(&record);
+        pipeline.handle_in_batch(&record, &mut batch);
     }
 }

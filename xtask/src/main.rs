@@ -2,6 +2,7 @@
 //! running what CI runs.
 
 mod apt;
+mod bench;
 mod bootstrap;
 mod cmd;
 mod kernels;
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::cmd::Cmd;
 
 #[derive(Parser)]
-#[command(about = "Bootstrap, run and test gunicorn-observer")]
+#[command(about = "Bootstrap, run, test and benchmark gunicorn-observer")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +45,16 @@ enum Command {
         #[arg(long, requires = "kernels")]
         kernel: Option<String>,
     },
+    /// Measure the observer against bare Gunicorn and gunicorn-prometheus-exporter, and write
+    /// docs/BENCHMARKS.md (needs root; loopback only).
+    Bench {
+        /// Shorter runs, every part kept: under 10 minutes.
+        #[arg(long, conflicts_with = "smoke")]
+        quick: bool,
+        /// Each part once for seconds, written under target/bench/: checks the harness only.
+        #[arg(long)]
+        smoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +68,14 @@ fn main() -> ExitCode {
             kernels: true,
             kernel,
         } => test::kernels(&root, kernel.as_deref()),
+        Command::Bench { quick, smoke } => {
+            let mode = match (quick, smoke) {
+                (_, true) => bench::Mode::Smoke,
+                (true, false) => bench::Mode::Quick,
+                (false, false) => bench::Mode::Full,
+            };
+            bench::bench(&root, mode)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

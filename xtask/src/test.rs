@@ -44,6 +44,10 @@ pub fn test(root: &Path) -> Result<()> {
     step("build", &mut || crate::build_observer(root))?;
     let mut counts = Counts::default();
     step("test", &mut || run_tests(root, &mut counts))?;
+    // Not a benchmark: each part once for a second or so, so the harness keeps working.
+    step("bench smoke", &mut || {
+        crate::bench::run(root, crate::bench::Mode::Smoke)
+    })?;
 
     let steps: Vec<String> = done
         .iter()

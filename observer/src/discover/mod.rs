@@ -31,4 +31,4 @@ pub use procscan::{
     FoundInstance, ProcInfo, ScanResult, ScanStats, master_app, read_process, scan,
 };
 pub use registry::{Counts, HANDOVER_WINDOW_NS, Registry, Removed, Role, WorkerRef};
-pub use sockets::accepted_connections;
+pub use sockets::{SocketTables, accepted_connections, accepted_connections_in};

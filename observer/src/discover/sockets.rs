@@ -23,7 +23,7 @@ const UNIX_ACCEPTCON: u32 = 0x0001_0000;
 const UNIX_CONNECTED: u8 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Socket {
+pub(crate) enum Socket {
     Tcp {
         local_port: u16,
         state: u8,
@@ -127,6 +127,22 @@ fn accepted(fds: &HashMap<i32, u64>, sockets: &HashMap<u64, Socket>) -> Vec<i32>
 /// The fds of `pid` that are connections it accepted. Unreadable tables give an empty list:
 /// the process may have exited, and the connections are then picked up at their next accept.
 pub fn accepted_connections(proc_root: &Path, pid: u32) -> Vec<i32> {
+    accepted_connections_in(proc_root, pid, &mut SocketTables::default())
+}
+
+/// Socket tables already read, by network namespace, for one pass over many workers.
+///
+/// A namespace's tables list every socket in it, TIME_WAIT included: tens of thousands of
+/// lines on a busy node. Read once per worker, 100 workers took the observer's start-up
+/// scan over ten seconds; now they are read again only for a worker holding a socket they
+/// do not list (one accepted since, or one that is not TCP or unix).
+#[derive(Debug, Default)]
+pub struct SocketTables {
+    by_netns: HashMap<String, HashMap<u64, Socket>>,
+}
+
+/// [`accepted_connections`], reusing tables of a namespace that `tables` has already read.
+pub fn accepted_connections_in(proc_root: &Path, pid: u32, tables: &mut SocketTables) -> Vec<i32> {
     let dir = proc_root.join(pid.to_string());
     let Ok(entries) = fs::read_dir(dir.join("fd")) else {
         return Vec::new();
@@ -147,6 +163,30 @@ pub fn accepted_connections(proc_root: &Path, pid: u32) -> Vec<i32> {
         return Vec::new();
     }
 
+    // Without a readable namespace link the tables are read for this process alone.
+    let netns = fs::read_link(dir.join("ns/net"))
+        .ok()
+        .and_then(|link| link.to_str().map(str::to_owned));
+    let fresh;
+    let sockets = match netns {
+        Some(netns) => {
+            let cached = tables.by_netns.entry(netns).or_default();
+            // A socket newer than the cached tables (accepted since they were read) must
+            // not be missed: read them again.
+            if cached.is_empty() || fds.values().any(|inode| !cached.contains_key(inode)) {
+                *cached = read_tables(&dir);
+            }
+            &*cached
+        }
+        None => {
+            fresh = read_tables(&dir);
+            &fresh
+        }
+    };
+    accepted(&fds, sockets)
+}
+
+fn read_tables(dir: &Path) -> HashMap<u64, Socket> {
     let mut sockets = HashMap::new();
     for (table, parse) in [
         ("net/tcp", parse_tcp as fn(&str, &mut HashMap<u64, Socket>)),
@@ -157,7 +197,7 @@ pub fn accepted_connections(proc_root: &Path, pid: u32) -> Vec<i32> {
             parse(&text, &mut sockets);
         }
     }
-    accepted(&fds, &sockets)
+    sockets
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 
 use tracing::{debug, warn};
 
-use super::Pipeline;
+use super::{KernelMaps, Pipeline};
 use crate::{export::observer::QUEUE_ERROR_REASONS, queue};
 
-impl Pipeline {
+impl<K: KernelMaps> Pipeline<K> {
     /// Samples the accept queues of every instance's listeners, on the sample interval.
     pub(super) fn sample_queues(&mut self) {
         let masters = self.registry.masters();

@@ -5,10 +5,10 @@ use tracing::info;
 
 use observer_ebpf::tracked::ROLE_MASTER;
 
-use super::Pipeline;
+use super::{KernelMaps, Pipeline};
 use crate::discover::{self, AppName, ProcInfo, Role};
 
-impl Pipeline {
+impl<K: KernelMaps> Pipeline<K> {
     /// Registers `info`, exec'd by a child of master `old`, as `old`'s USR2 successor when
     /// it asks for the same name: it takes over the instance's label, and its workers the
     /// slots of `old`'s. Returns false, changing nothing, when it is not one.
@@ -41,13 +41,14 @@ impl Pipeline {
     /// and sent no fork event; they are taken from its children now, as if forked at
     /// `now_ns`, so a USR2 successor's workers still take over their slots.
     pub(super) fn adopt_early_children(&mut self, master: u32, now_ns: u64) {
+        let mut tables = discover::SocketTables::default();
         for child in discover::children(&self.proc_root, master) {
             if self.registry.worker(child).is_some() || self.registry.is_master(child) {
                 continue;
             }
             self.track(child, Role::Worker.kernel_value());
             self.add_worker(master, child, now_ns);
-            self.follow_open_connections(child);
+            self.follow_open_connections(child, &mut tables);
         }
     }
 }

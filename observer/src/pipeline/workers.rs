@@ -1,10 +1,12 @@
 //! Workers leaving, and the signals and OOM kills that say why.
 
+use std::sync::Arc;
+
 use tracing::{debug, info};
 
 use observer_ebpf::tracked::ConnKey;
 
-use super::{Pipeline, QUICK_RESCANS};
+use super::{KernelMaps, Pipeline, QUICK_RESCANS};
 use crate::{
     discover::{self, Removed},
     lifecycle::{ExitStatus, RestartReason, SignalSeen, signals::MasterCommand},
@@ -20,7 +22,7 @@ pub(super) enum Departure {
     Exec,
 }
 
-impl Pipeline {
+impl<K: KernelMaps> Pipeline<K> {
     /// A signal was generated for tracked process `target`.
     pub(super) fn signal(&mut self, target: u32, seen: SignalSeen) {
         if let Some(worker) = self.registry.worker(target) {
@@ -68,9 +70,12 @@ impl Pipeline {
         let cause = reason.filter(|reason| *reason != RestartReason::Unknown);
 
         let mut fds = Vec::new();
-        self.with_sink(pid, ts_ns, cause, |conns, mut sink| {
+        let shared = Arc::clone(&self.stats);
+        let mut stats = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.with_sink(&mut stats, pid, ts_ns, cause, |conns, mut sink| {
             fds = conns.on_process_exit(pid, ts_ns, &mut sink)
         });
+        drop(stats);
         for fd in fds {
             // A dead process never closes its sockets; without this they stay in the map.
             if let Err(err) = self.probes.forget_conn(ConnKey { tgid: pid, fd }) {
