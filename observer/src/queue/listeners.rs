@@ -134,9 +134,53 @@ pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> List
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd as _;
+    use std::{
+        io::{BufRead as _, BufReader},
+        os::fd::AsRawFd as _,
+        process::{Command, Stdio},
+    };
 
     use super::*;
+
+    /// A listener in a network namespace of its own (as a pod's would be under hostPID) is
+    /// read from inside that namespace, and is invisible from ours.
+    #[test]
+    fn reads_a_listener_in_another_network_namespace() {
+        let mut child = Command::new("unshare")
+            .args(["--net", "python3", "-c"])
+            .arg(
+                "import socket, sys\n\
+                 s = socket.socket(); s.bind(('0.0.0.0', 0)); s.listen(3)\n\
+                 print(s.getsockname()[1], flush=True); sys.stdin.read()",
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) and python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the child's port");
+        let pid = child.id();
+
+        let sample = sample_listeners(Path::new("/proc"), &[(pid, vec![pid])]);
+        let ours = DiagSocket::open().unwrap().tcp_listeners().unwrap();
+        drop(child.stdin.take());
+        child.wait().unwrap();
+
+        assert_eq!(sample.errors, Vec::<&str>::new());
+        let found: Vec<(String, u32, u32)> = sample.by_master[&pid]
+            .iter()
+            .map(|l| (l.addr.label(), l.depth, l.backlog))
+            .collect();
+        assert_eq!(found, vec![(format!("0.0.0.0:{port}"), 0, 3)]);
+        let inode = sample.by_master[&pid][0].inode;
+        assert!(
+            ours.iter().all(|l| l.inode != inode),
+            "seen from our namespace"
+        );
+    }
 
     #[test]
     fn finds_this_processes_listeners_by_inode() {
