@@ -23,7 +23,9 @@ pub const IPPROTO_TCP: u16 = 6;
 
 /// Key of the handshake map: the client's end of the connection. The accept call returns
 /// exactly this (its peer address); it does not return the local port, which travels in the
-/// value instead and is checked by userspace.
+/// value instead and is checked by userspace. Known gap (README, limitations): one client
+/// address and port connected to two tracked listeners at once share a key, so the later
+/// handshake's stamp replaces the earlier one's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PeerKey {

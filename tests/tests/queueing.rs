@@ -30,7 +30,7 @@ const OBSERVER_ARGS: &[&str] = &["--sample-secs", "1"];
 const WAIT: Duration = Duration::from_secs(15);
 /// How long the first request holds the only worker. Long enough for several samples and
 /// scrapes on a loaded machine; nothing is asserted about time itself.
-const HOLD: &str = "/sleep/6000";
+const HOLD: &str = "/sleep/8000";
 const BACKLOG_ARG: u32 = 4;
 
 fn listener_label(addr: &Addr) -> String {
@@ -144,10 +144,9 @@ fn a_flooded_tcp_listener_shows_depth_overflows_and_queue_wait() {
     for _ in 0..3 {
         assert_eq!(lone_syn(socket_addr), libc::EINPROGRESS);
     }
-    let overflowed = observer.wait_for_metrics(WAIT, "three overflows", |m| {
+    observer.wait_for_metrics(WAIT, "three overflows", |m| {
         value(m, OVERFLOWS, app, &listener) == Some(3.0)
     });
-    assert_eq!(value(&overflowed, DEPTH, app, &listener), Some(5.0));
 
     // The worker wakes and serves everyone: six accepts, six measured waits, an empty queue.
     finish(vec![holder]);
@@ -222,4 +221,38 @@ fn a_unix_listener_shows_its_depth_and_backlog() {
     observer.wait_for_metrics(WAIT, "the unix queue empty", |m| {
         value(m, DEPTH, app, &listener) == Some(0.0)
     });
+}
+
+/// Workers that recycle after every request (`--max-requests 1`) come and go between
+/// samples; every accept is still timed. The hour-long sample interval leaves the first
+/// worker's fork as the only time the listeners are read, so a worker tearing down must
+/// never make them look gone.
+#[test]
+fn every_accept_of_a_recycling_instance_is_timed() {
+    let app = "queue-recycle";
+    let observer = Observer::start(&["--sample-secs", "3600"]);
+    let gunicorn = Gunicorn::start(
+        GunicornOpts::sync(1)
+            .arg("--max-requests=1")
+            .arg(&format!("--name={app}")),
+    );
+    let listener = listener_label(gunicorn.addr());
+    observer.wait_for_metrics(WAIT, "the listener", |m| {
+        value(m, WAIT_COUNT, app, &listener) == Some(0.0)
+    });
+
+    const REQUESTS: u32 = 10;
+    for _ in 0..REQUESTS {
+        assert_eq!(gunicorn.get("/").status, 200);
+    }
+    let done = observer.wait_for_metrics(WAIT, "every accept timed", |m| {
+        value(m, WAIT_COUNT, app, &listener) == Some(f64::from(REQUESTS))
+    });
+    let restarts = done
+        .get(
+            "gunicorn_master_worker_restart_total",
+            &[("app", app), ("reason", "max_requests")],
+        )
+        .unwrap_or(0.0);
+    assert!(restarts >= f64::from(REQUESTS - 1), "{restarts} recycles");
 }

@@ -1,7 +1,8 @@
 //! Renders the accept queues of each instance's listeners at scrape time.
 //!
 //! A collector of its own so that a scrape can mark the depth peaks as shown: the
-//! `_max` gauge is the highest depth sampled since the previous scrape.
+//! `_max` gauge is the highest depth sampled since the previous scrape. Known gap (README,
+//! limitations): with two scrapers, each sees only the peaks since the other's scrape.
 
 use std::sync::{Arc, Mutex};
 

@@ -72,7 +72,8 @@ impl<K: KernelMaps> Pipeline<K> {
                     self.watched_ports.insert(port);
                 }
                 Err(err) => {
-                    warn!(port, error = %err, "cannot add a listen port to the kernel map");
+                    // Counted; at debug level because a full map fails on every sample.
+                    debug!(port, error = %err, "cannot add a listen port to the kernel map");
                     self.count_queue_error("port_map_failed");
                 }
             }

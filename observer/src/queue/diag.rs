@@ -5,8 +5,10 @@
 //! For a TCP listener, `inet_diag_msg.idiag_rqueue` is the accept queue's current length
 //! and `idiag_wqueue` its limit (the backlog); the `INET_DIAG_SKMEMINFO` attribute carries
 //! the socket's drop counter, which `tcp_listendrop()` bumps for every SYN or final ACK
-//! refused because the accept queue was full. For a unix listener, `UNIX_DIAG_RQLEN` holds
-//! the number of connections waiting and the backlog.
+//! refused because the accept queue was full (and, rarely, packets the listener dropped for
+//! other reasons: that counter is not overflow-only, see README limitations). For a unix
+//! listener, `UNIX_DIAG_RQLEN` holds the number of connections waiting and the backlog;
+//! a unix listener has no drop counter, as a full one makes clients wait rather than drop.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -27,8 +27,8 @@ pub type Listener = ListenerDiag;
 /// `gunicorn_observer_queue_errors_total`).
 #[derive(Debug, Default)]
 pub struct ListenerSample {
-    /// Master pid -> its listeners, sorted by address. Masters whose tables could not be
-    /// read are absent, so their last values stay.
+    /// Master pid -> its listeners (never none), sorted by address. Masters that could not
+    /// be read, or had no worker to compare with, are absent, so their last values stay.
     pub by_master: HashMap<u32, Vec<Listener>>,
     pub errors: Vec<&'static str>,
 }
@@ -56,23 +56,25 @@ fn netns_of(proc_root: &Path, pid: &str) -> Option<String> {
     Some(link.to_string_lossy().into_owned())
 }
 
-/// The sockets an instance serves on: those of the master that its first readable worker
-/// also holds. `Ok(None)` while it has no worker to compare with (booting, or every worker
-/// being replaced), which is not an error; an unreadable master is.
+/// The sockets an instance serves on: those of the master that a worker also holds.
+/// `Ok(None)` while no worker can tell (booting, or every worker being replaced), which is
+/// not an error; an unreadable master is.
+///
+/// A worker that shares nothing with its master is exiting (its fds already closed, or a
+/// zombie's empty table) and is passed over: taken at its word it would make the instance's
+/// listeners vanish, and their ports leave the kernel's map, until the next sample.
 fn served_inodes(
     proc_root: &Path,
     master: u32,
     workers: &[u32],
 ) -> Result<Option<HashSet<u64>>, &'static str> {
-    let mut mine = socket_inodes(proc_root, master).ok_or("fd_table_unreadable")?;
-    let Some(worker) = workers
-        .iter()
-        .find_map(|worker| socket_inodes(proc_root, *worker))
-    else {
-        return Ok(None);
-    };
-    mine.retain(|inode| worker.contains(inode));
-    Ok(Some(mine))
+    let mine = socket_inodes(proc_root, master).ok_or("fd_table_unreadable")?;
+    let shared = workers.iter().find_map(|worker| {
+        let held = socket_inodes(proc_root, *worker)?;
+        let shared: HashSet<u64> = mine.intersection(&held).copied().collect();
+        (!shared.is_empty()).then_some(shared)
+    });
+    Ok(shared)
 }
 
 /// Samples the accept queues of every listener of `instances`: (master, its workers).
@@ -125,8 +127,12 @@ pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> List
                 .filter(|listener| inodes.contains(&listener.inode))
                 .cloned()
                 .collect();
-            mine.sort_by(|a, b| a.addr.cmp(&b.addr));
-            sample.by_master.insert(master, mine);
+            // Nothing found means the sockets shared were not listeners (a worker tearing
+            // down keeps odd fds); a serving instance always has one, so keep the last.
+            if !mine.is_empty() {
+                mine.sort_by(|a, b| a.addr.cmp(&b.addr));
+                sample.by_master.insert(master, mine);
+            }
         }
     }
     sample
@@ -134,9 +140,53 @@ pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> List
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd as _;
+    use std::{
+        io::{BufRead as _, BufReader},
+        os::fd::AsRawFd as _,
+        process::{Command, Stdio},
+    };
 
     use super::*;
+
+    /// A listener in a network namespace of its own (as a pod's would be under hostPID) is
+    /// read from inside that namespace, and is invisible from ours.
+    #[test]
+    fn reads_a_listener_in_another_network_namespace() {
+        let mut child = Command::new("unshare")
+            .args(["--net", "python3", "-c"])
+            .arg(
+                "import socket, sys\n\
+                 s = socket.socket(); s.bind(('0.0.0.0', 0)); s.listen(3)\n\
+                 print(s.getsockname()[1], flush=True); sys.stdin.read()",
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) and python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the child's port");
+        let pid = child.id();
+
+        let sample = sample_listeners(Path::new("/proc"), &[(pid, vec![pid])]);
+        let ours = DiagSocket::open().unwrap().tcp_listeners().unwrap();
+        drop(child.stdin.take());
+        child.wait().unwrap();
+
+        assert_eq!(sample.errors, Vec::<&str>::new());
+        let found: Vec<(String, u32, u32)> = sample.by_master[&pid]
+            .iter()
+            .map(|l| (l.addr.label(), l.depth, l.backlog))
+            .collect();
+        assert_eq!(found, vec![(format!("0.0.0.0:{port}"), 0, 3)]);
+        let inode = sample.by_master[&pid][0].inode;
+        assert!(
+            ours.iter().all(|l| l.inode != inode),
+            "seen from our namespace"
+        );
+    }
 
     #[test]
     fn finds_this_processes_listeners_by_inode() {
@@ -145,12 +195,14 @@ mod tests {
         let queued = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
         let me = std::process::id();
 
-        // This process plays both master and worker: every listener is shared.
+        // This process plays both master and worker: every listener is shared. Pid 1 shares
+        // no socket with us, so as a "worker" it is passed over like an exiting one.
         let sample = sample_listeners(
             Path::new("/proc"),
-            &[(me, vec![me]), (u32::MAX, vec![u32::MAX]), (1, vec![])],
+            &[(me, vec![1, me]), (u32::MAX, vec![u32::MAX]), (1, vec![me])],
         );
-        // A master that is gone is an error; one without a worker yet (pid 1 here) is not.
+        // A master that is gone is an error; one without a worker that can tell (pid 1
+        // here) is not, and keeps whatever was known.
         assert_eq!(sample.errors, vec!["fd_table_unreadable"]);
         assert!(!sample.by_master.contains_key(&1));
         let mine = &sample.by_master[&me];
