@@ -4,6 +4,8 @@
 mod apt;
 mod bootstrap;
 mod cmd;
+mod deploy_tools;
+mod manifests;
 mod run;
 mod test;
 mod venv;
@@ -35,6 +37,8 @@ enum Command {
     },
     /// Bootstrap, then fmt, clippy, release build and the whole test suite, as CI does.
     Test,
+    /// Bootstrap, build, then only the deploy checks: manifests, alert rules, dashboard.
+    CheckDeploy,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,9 @@ fn main() -> ExitCode {
         Command::Bootstrap => bootstrap::bootstrap(&root),
         Command::Run { args } => run::run(&root, &args),
         Command::Test => test::test(&root),
+        Command::CheckDeploy => bootstrap::bootstrap(&root)
+            .and_then(|()| build_observer(&root))
+            .and_then(|()| manifests::check(&root)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
