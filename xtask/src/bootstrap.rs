@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 
 use crate::cmd::Cmd;
-use crate::{apt, venv};
+use crate::{apt, deploy_tools, venv};
 
 /// The bpf-linker line that links against LLVM 22 (shared/TOOLCHAIN.md).
 const BPF_LINKER_VERSION: &str = "0.13";
@@ -18,6 +18,7 @@ pub fn bootstrap(root: &Path) -> Result<()> {
     ensure_bpf_linker(root).context("bootstrap: bpf-linker")?;
     ensure_tracefs().context("bootstrap: tracefs")?;
     venv::ensure(root).context("bootstrap: Python venv")?;
+    deploy_tools::ensure(root).context("bootstrap: deploy tools")?;
     Ok(())
 }
 

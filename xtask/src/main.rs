@@ -6,6 +6,8 @@ mod bench;
 mod bootstrap;
 mod cmd;
 mod kernels;
+mod deploy_tools;
+mod manifests;
 mod run;
 mod test;
 mod venv;
@@ -55,6 +57,8 @@ enum Command {
         #[arg(long)]
         smoke: bool,
     },
+    /// Bootstrap, build, then only the deploy checks: manifests, alert rules, dashboard.
+    CheckDeploy,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,9 @@ fn main() -> ExitCode {
             };
             bench::bench(&root, mode)
         }
+        Command::CheckDeploy => bootstrap::bootstrap(&root)
+            .and_then(|()| build_observer(&root))
+            .and_then(|()| manifests::check(&root)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

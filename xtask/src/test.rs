@@ -42,6 +42,7 @@ pub fn test(root: &Path) -> Result<()> {
             .run()
     })?;
     step("build", &mut || crate::build_observer(root))?;
+    step("deploy", &mut || crate::manifests::check(root))?;
     let mut counts = Counts::default();
     step("test", &mut || run_tests(root, &mut counts))?;
     // Not a benchmark: each part once for a second or so, so the harness keeps working.

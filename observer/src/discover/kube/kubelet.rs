@@ -243,6 +243,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
 
     #[test]
@@ -295,6 +297,61 @@ mod tests {
 
         let until_close = b"HTTP/1.0 200 OK\r\n\r\n[1]";
         assert_eq!(body_of(until_close).unwrap(), b"[1]");
+    }
+
+    /// One request to a loopback server that answers chunked, as the API server does; the
+    /// request's head is handed back for the test to check.
+    async fn serve_once(listener: tokio::net::TcpListener) -> String {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        7\r\n{\"items\r\n5\r\n\":[]}\r\n0\r\n\r\n";
+        stream.write_all(response.as_bytes()).await.unwrap();
+        String::from_utf8(head).unwrap()
+    }
+
+    #[tokio::test]
+    async fn fetch_sends_the_token_and_returns_the_body() {
+        let dir = std::env::temp_dir().join(format!("kube-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "s3cr3t\n").unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_once(listener));
+        let url = format!("http://{addr}/api/v1/pods?fieldSelector=spec.nodeName%3Dn1");
+        let endpoint = Endpoint::parse(&url, Some(token)).unwrap();
+        let body = endpoint.fetch().await.unwrap();
+        let head = server.await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(body, br#"{"items":[]}"#);
+        let lines: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "GET /api/v1/pods?fieldSelector=spec.nodeName%3Dn1 HTTP/1.1"
+        );
+        assert!(lines.contains(&format!("Host: {addr}").as_str()), "{head}");
+        assert!(lines.contains(&"Authorization: Bearer s3cr3t"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn nobody_listening_is_a_connect_error() {
+        // Bind and drop, so the port was free a moment ago and nothing listens on it now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}/pods"), None).unwrap();
+        let err = endpoint.fetch().await.unwrap_err();
+        assert_eq!(err.reason(), "connect");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 use super::cgroup::ContainerRef;
 
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// The `namespace`, `pod` and `container` label values of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodLabels {
@@ -35,7 +37,10 @@ impl Miss {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodIndex {
+    /// By UID; a mirror pod is also here under its static pod's UID.
     pods: HashMap<String, Pod>,
+    /// Pods in the list.
+    count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,35 +55,39 @@ impl PodIndex {
     /// Parses a `v1.PodList` JSON document.
     pub fn from_json(bytes: &[u8]) -> Result<PodIndex, serde_json::Error> {
         let list: PodList = serde_json::from_slice(bytes)?;
-        let pods = list
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                let status = item.status.unwrap_or_default();
-                let containers = status
-                    .container_statuses
-                    .into_iter()
-                    .chain(status.init_container_statuses)
-                    .filter_map(|c| Some((runtime_id(c.container_id.as_deref()?)?, c.name)))
-                    .collect();
-                let pod = Pod {
-                    namespace: item.metadata.namespace,
-                    name: item.metadata.name,
-                    containers,
-                };
-                (item.metadata.uid.to_ascii_lowercase(), pod)
-            })
-            .collect();
-        Ok(PodIndex { pods })
+        let items = list.items.unwrap_or_default();
+        let count = items.len();
+        let mut pods = HashMap::new();
+        for item in items {
+            let status = item.status.unwrap_or_default();
+            let containers = status
+                .container_statuses
+                .into_iter()
+                .chain(status.init_container_statuses)
+                .filter_map(|c| Some((runtime_id(c.container_id.as_deref()?)?, c.name)))
+                .collect();
+            let pod = Pod {
+                namespace: item.metadata.namespace,
+                name: item.metadata.name,
+                containers,
+            };
+            // The API server lists a static pod as a mirror pod with a UID of its own; the
+            // cgroup path carries the kubelet's UID, which the mirror keeps in this annotation.
+            if let Some(uid) = item.metadata.annotations.get(MIRROR_ANNOTATION) {
+                pods.insert(uid.to_ascii_lowercase(), pod.clone());
+            }
+            pods.insert(item.metadata.uid.to_ascii_lowercase(), pod);
+        }
+        Ok(PodIndex { pods, count })
     }
 
+    /// Pods in the list.
     pub fn len(&self) -> usize {
-        self.pods.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pods.is_empty()
+        self.count == 0
     }
 
     pub fn lookup(&self, container: &ContainerRef) -> Result<PodLabels, Miss> {
@@ -119,6 +128,8 @@ struct Metadata {
     name: String,
     namespace: String,
     uid: String,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -218,6 +229,25 @@ mod tests {
             index.lookup(&container(absent, "0123456789ab")),
             Err(Miss::PodNotFound)
         );
+    }
+
+    #[test]
+    fn a_mirror_pod_is_found_by_the_static_pods_uid() {
+        let list = r#"{"items":[{"metadata":{"name":"web-node-1","namespace":"kube-system",
+            "uid":"22222222-2222-3333-4444-555555555555",
+            "annotations":{"kubernetes.io/config.mirror":"0123456789ABCDEF0123456789abcdef"}},
+            "status":{"containerStatuses":[{"name":"web","containerID":"containerd://0123456789ab"}]}}]}"#;
+        let index = PodIndex::from_json(list.as_bytes()).unwrap();
+        assert_eq!(index.len(), 1);
+        let labels = PodLabels {
+            namespace: "kube-system".to_owned(),
+            pod: "web-node-1".to_owned(),
+            container: "web".to_owned(),
+        };
+        let by_hash = container("0123456789abcdef0123456789abcdef", "0123456789ab");
+        assert_eq!(index.lookup(&by_hash), Ok(labels.clone()));
+        let by_uid = container("22222222-2222-3333-4444-555555555555", "0123456789ab");
+        assert_eq!(index.lookup(&by_uid), Ok(labels));
     }
 
     #[test]
