@@ -20,23 +20,6 @@ use observer_tests::{
 };
 use serde_json::Value;
 
-/// Metrics and labels other changes are adding; queries using them may return nothing until
-/// those land. Each entry names the metric (or label) it waits for.
-/// The coordinator empties this list after merging them.
-const NOT_YET_MERGED: &[&str] = &[
-    // label `route` on request metrics
-    "route",
-    "gunicorn_worker_requests_in_flight",
-    "gunicorn_listen_queue_depth",
-    "gunicorn_listen_queue_depth_max",
-    "gunicorn_listen_backlog",
-    "gunicorn_listen_overflows_total",
-    "gunicorn_listen_queue_wait_seconds_bucket",
-    "gunicorn_worker_cpu_seconds_total",
-    "gunicorn_worker_threads",
-    "gunicorn_worker_open_fds",
-];
-
 /// promtool's lint findings that are deliberate. gunicorn-prometheus-exporter named its
 /// failure counter without `_total`, and the observer keeps its names so existing dashboards
 /// work (README, Known limitations); promtool still says so, and nothing else may appear.
@@ -261,13 +244,6 @@ fn skip_string(chars: &[char], open: usize) -> usize {
     i + 1
 }
 
-fn waits_for_a_merge(refs: &Refs) -> bool {
-    refs.metrics
-        .iter()
-        .chain(&refs.labels)
-        .any(|name| NOT_YET_MERGED.contains(&name.as_str()))
-}
-
 /// Every `expr` of the dashboard, with Grafana's variables replaced.
 fn dashboard_queries() -> Vec<(String, String)> {
     let path = repo_root().join("deploy/grafana/gunicorn-observer.json");
@@ -349,7 +325,6 @@ fn every_dashboard_query_and_alert_selector_has_data() {
     promtool_check_metrics(&observer.scrape());
 
     let mut empty = Vec::new();
-    let mut waiting = Vec::new();
     for (panel, expr) in dashboard_queries() {
         let refs = refs(&expr);
         let mut problems = missing_refs(&prometheus, &refs);
@@ -360,11 +335,7 @@ fn every_dashboard_query_and_alert_selector_has_data() {
             continue;
         }
         let line = format!("dashboard {panel:?}: {expr} ({})", problems.join(", "));
-        if waits_for_a_merge(&refs) {
-            waiting.push(line);
-        } else {
-            empty.push(line);
-        }
+        empty.push(line);
     }
 
     // The rules as Prometheus itself loaded them.
@@ -388,20 +359,10 @@ fn every_dashboard_query_and_alert_selector_has_data() {
             continue;
         }
         let line = format!("alert {name}: {}", problems.join(", "));
-        if waits_for_a_merge(&refs) {
-            waiting.push(line);
-        } else {
-            empty.push(line);
-        }
+        empty.push(line);
     }
     assert_eq!(alerts, 8, "alerts.yaml has eight alerts");
 
-    if !waiting.is_empty() {
-        eprintln!(
-            "allowed while NOT_YET_MERGED lists them:\n  {}",
-            waiting.join("\n  ")
-        );
-    }
     assert!(
         empty.is_empty(),
         "queries that returned nothing or refer to what does not exist:\n  {}",
