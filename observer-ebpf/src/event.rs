@@ -26,6 +26,9 @@ pub enum EventKind {
     Signal = 7,
     /// The OOM killer chose a tracked process as its victim ([`OomEvent`]).
     OomVictim = 8,
+    /// Events of a connection were lost (the ring buffer was full); sent, as a bare
+    /// [`EventHeader`], ahead of the connection's next record that does fit.
+    Lost = 9,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -41,6 +44,7 @@ impl TryFrom<u32> for EventKind {
             6 => Self::Close,
             7 => Self::Signal,
             8 => Self::OomVictim,
+            9 => Self::Lost,
             other => return Err(other),
         })
     }

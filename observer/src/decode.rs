@@ -70,6 +70,12 @@ pub enum Event<'a> {
         pid: u32,
         ts_ns: u64,
     },
+    /// Earlier records of connection `(tgid, fd)` did not fit the ring buffer.
+    Lost {
+        tgid: u32,
+        fd: i32,
+        ts_ns: u64,
+    },
 }
 
 impl Event<'_> {
@@ -85,6 +91,7 @@ impl Event<'_> {
             Self::Close { .. } => "close",
             Self::Signal { .. } => "signal",
             Self::OomVictim { .. } => "oom_victim",
+            Self::Lost { .. } => "lost",
         }
     }
 }
@@ -213,6 +220,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 ts_ns,
             }
         }
+        // The header is the whole record.
+        EventKind::Lost => Event::Lost {
+            tgid: header.tgid,
+            fd: header.fd,
+            ts_ns,
+        },
     })
 }
 
@@ -339,6 +352,20 @@ mod tests {
         let mut bytes = as_bytes(&header(EventKind::Fork, -1));
         bytes[0..4].copy_from_slice(&77u32.to_ne_bytes());
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownKind(77)));
+    }
+
+    #[test]
+    fn lost_notice_is_a_bare_header() {
+        let bytes = as_bytes(&header(EventKind::Lost, 9));
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            Event::Lost {
+                tgid: 4242,
+                fd: 9,
+                ts_ns: 1_000_000
+            }
+        );
+        assert_eq!(decode(&bytes).unwrap().kind_name(), "lost");
     }
 
     #[test]

@@ -347,6 +347,13 @@ impl Pipeline {
                 self.signal(target, seen);
             }
             Event::OomVictim { pid, .. } => self.oom_victim(pid),
+            Event::Lost { tgid, fd, ts_ns } => {
+                self.metrics.connections_lost.inc();
+                let id = ConnId { tgid, fd };
+                self.with_sink(tgid, ts_ns, None, |conns, mut sink| {
+                    conns.on_lost(id, ts_ns, &mut sink);
+                });
+            }
         }
     }
 
@@ -598,7 +605,9 @@ pub async fn run(
                 drain_ring(&mut pipeline, guard.get_inner_mut());
                 guard.clear_ready();
             }
-            _ = drain.tick() => drain_ring(&mut pipeline, ring.get_mut()),
+            _ = drain.tick() => {
+                drain_ring(&mut pipeline, ring.get_mut());
+            }
             // A scan forgets processes missing from /proc. Their exit and last requests
             // may still sit in the ring buffer, so drain it first or those requests would
             // find no worker to belong to.
@@ -617,16 +626,21 @@ pub async fn run(
             }
             _ = shutdown.changed() => {
                 // Whatever the kernel already queued is still counted.
-                drain_ring(&mut pipeline, ring.get_mut());
+                let records = drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.refresh_drops();
+                info!(records, "event loop drained");
                 return Ok(());
             }
         }
     }
 }
 
-fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) {
+/// Handles every record waiting in the ring buffer; returns how many there were.
+fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) -> usize {
+    let mut records = 0;
     while let Some(record) = ring.next() {
         pipeline.handle_record(&record);
+        records += 1;
     }
+    records
 }

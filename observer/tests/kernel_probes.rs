@@ -120,6 +120,7 @@ enum Record {
     Close(CloseEvent),
     Signal(SignalEvent),
     Oom(OomEvent),
+    Lost(EventHeader),
 }
 
 impl Record {
@@ -131,6 +132,7 @@ impl Record {
             Self::Close(e) => &e.header,
             Self::Signal(e) => &e.header,
             Self::Oom(e) => &e.header,
+            Self::Lost(header) => header,
         }
     }
 
@@ -146,6 +148,7 @@ impl Record {
                 format!("{call:?} ret={} captured={} {head:?}", e.ret, e.captured)
             }
             Self::Close(e) => format!("close how={} shutdown_how={}", e.how, e.shutdown_how),
+            Self::Lost(_) => "lost".to_owned(),
         };
         Some((self.header().fd, text))
     }
@@ -167,6 +170,7 @@ fn decode(bytes: &[u8]) -> Record {
         EventKind::Close => Record::Close(read(bytes)),
         EventKind::Signal => Record::Signal(read(bytes)),
         EventKind::OomVictim => Record::Oom(read(bytes)),
+        EventKind::Lost => Record::Lost(read(bytes)),
         EventKind::Data => {
             assert!(bytes.len() >= DATA_EVENT_HEADER_LEN);
             // SAFETY: as above; the payload beyond `captured` stays zero.
