@@ -32,16 +32,25 @@ impl Probes {
     /// layouts, and attaches every program. An error names the program or tracepoint that
     /// failed.
     pub fn load() -> Result<Self, LoadError> {
+        Self::load_with_ring(None)
+    }
+
+    /// [`Self::load`] with the event ring buffer resized to `ring_bytes` (a power-of-two
+    /// multiple of the page size, checked by the CLI), e.g. to force overflow in a test.
+    pub fn load_with_ring(ring_bytes: Option<u32>) -> Result<Self, LoadError> {
         let offsets = btf::task_offsets_from(btf::VMLINUX_BTF)?;
         let root = crate::preflight::tracefs_root().ok_or(TracefsError::NotMounted)?;
         let layouts = tracefs::tracepoint_offsets(std::path::Path::new(root))?;
         let kernel_btf = aya::Btf::from_sys_fs().map_err(LoadError::KernelBtf)?;
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&kernel_btf))
             .override_global("TASK_OFFSETS", &offsets, true)
-            .override_global("TP_OFFSETS", &layouts, true)
-            .load(OBJECT)
-            .map_err(LoadError::Object)?;
+            .override_global("TP_OFFSETS", &layouts, true);
+        if let Some(bytes) = ring_bytes {
+            loader.map_max_entries("EVENTS", bytes);
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
         let attached = attach::attach_all(&mut ebpf, &kernel_btf)?;
         tracing::debug!(
             attached,
