@@ -629,6 +629,7 @@ pub async fn run(
                 let records = drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.refresh_drops();
                 info!(records, "event loop drained");
+                pipeline.probes.detach_all();
                 return Ok(());
             }
         }

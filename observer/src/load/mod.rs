@@ -11,6 +11,7 @@ pub mod tracefs;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::Program,
 };
 use observer_ebpf::{drops::DROP_REASONS, tracked::ConnKey};
 
@@ -154,6 +155,28 @@ impl Probes {
             *count = per_cpu.iter().sum();
         }
         Ok(counts)
+    }
+
+    /// Detaches and unloads every program, each on its own short-lived thread. Each detach
+    /// waits for an RCU grace period in the kernel; one after another, our 31 programs took
+    /// 1 to 2.4 s on a busy two-core node, against the 2 s a SIGTERM may take, and eight at
+    /// a time still took up to 1.1 s. Waits made in parallel share grace periods. Whatever
+    /// is left is unloaded again, harmlessly, when `Ebpf` drops.
+    pub fn detach_all(&mut self) {
+        std::thread::scope(|scope| {
+            for (_, program) in self.ebpf.programs_mut() {
+                scope.spawn(move || {
+                    let result = match program {
+                        Program::TracePoint(program) => program.unload(),
+                        Program::BtfTracePoint(program) => program.unload(),
+                        _ => Ok(()),
+                    };
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "cannot detach a program");
+                    }
+                });
+            }
+        });
     }
 
     /// How many programs are attached.
