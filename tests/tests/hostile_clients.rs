@@ -49,7 +49,10 @@ fn raise_nofile(need: u64) {
         rlim_max: 0,
     };
     // SAFETY: a valid out-pointer to a live rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
     assert!(
         limit.rlim_max >= need,
         "RLIMIT_NOFILE hard limit {} is below the {need} fds this test needs",
@@ -314,7 +317,11 @@ fn hostile_clients_leave_well_formed_counts_exact_and_connection_state_bounded()
     assert_eq!(failed("POST"), RESETS as f64, "the resets");
     // Bytes that were read and never answered are an aborted request of an unknown method;
     // the client's half-close is what the kernel saw end it.
-    assert_eq!(failed("other"), unanswered as f64, "unanswered ClientHellos");
+    assert_eq!(
+        failed("other"),
+        unanswered as f64,
+        "unanswered ClientHellos"
+    );
     assert_eq!(
         after.sum(FAILED, &[("app", APP)]),
         (RESETS + unanswered) as f64,
