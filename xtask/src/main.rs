@@ -5,6 +5,7 @@ mod apt;
 mod bootstrap;
 mod cmd;
 mod run;
+mod soak;
 mod test;
 mod venv;
 
@@ -35,6 +36,12 @@ enum Command {
     },
     /// Bootstrap, then fmt, clippy, release build and the whole test suite, as CI does.
     Test,
+    /// A long run under load with workers recycled, checking the observer stays flat.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +51,7 @@ fn main() -> ExitCode {
         Command::Bootstrap => bootstrap::bootstrap(&root),
         Command::Run { args } => run::run(&root, &args),
         Command::Test => test::test(&root),
+        Command::Soak { minutes } => soak::soak(&root, minutes),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
