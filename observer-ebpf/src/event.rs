@@ -28,6 +28,9 @@ pub enum EventKind {
     OomVictim = 8,
     /// A worker accepted a TCP connection from a tracked listener ([`QueueWaitEvent`]).
     QueueWait = 9,
+    /// Events of a connection were lost (the ring buffer was full); sent, as a bare
+    /// [`EventHeader`], ahead of the connection's next record that does fit.
+    Lost = 10,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -44,6 +47,7 @@ impl TryFrom<u32> for EventKind {
             7 => Self::Signal,
             8 => Self::OomVictim,
             9 => Self::QueueWait,
+            10 => Self::Lost,
             other => return Err(other),
         })
     }

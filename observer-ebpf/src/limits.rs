@@ -20,3 +20,7 @@ pub const MAX_CONNECTIONS: u32 = 65_536;
 
 /// Syscalls in flight between their enter and exit tracepoints, one per thread.
 pub const MAX_PENDING_SYSCALLS: u32 = 16_384;
+
+/// Connections remembered as having lost an event until their next record can carry the
+/// news (`LOST_CONNS`). LRU: a mark that ages out is one connection reported as it is.
+pub const MAX_LOST_CONNS: u32 = 16_384;

@@ -83,6 +83,16 @@ pub struct Args {
     #[arg(long, env = "GUNICORN_OBSERVER_MAX_ROUTES", default_value_t = DEFAULT_ROUTE_LIMIT)]
     pub max_routes: usize,
 
+    /// Size of the kernel's event ring buffer in bytes, instead of the built-in 16 MiB: a
+    /// power of two, at least one page. For tests that force overflow; hidden from --help.
+    #[arg(
+        long,
+        hide = true,
+        env = "GUNICORN_OBSERVER_RING_BUFFER_BYTES",
+        value_parser = parse_ring_bytes,
+    )]
+    pub ring_buffer_bytes: Option<u32>,
+
     /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
     #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
     pub log: String,
@@ -139,6 +149,21 @@ fn parse_bucket(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
+/// The kernel wants a ring buffer whose size is a power of two and a multiple of the page
+/// size; with 4 KiB pages the first is enough once it is at least 4096.
+fn parse_ring_bytes(text: &str) -> Result<u32, String> {
+    let bytes: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    if bytes < 4096 || !bytes.is_power_of_two() {
+        return Err(format!(
+            "ring buffer size {bytes} must be a power of two of at least 4096"
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +203,16 @@ mod tests {
 
         assert!(parse(&["--duration-buckets", "0.1,-1"]).is_err());
         assert!(parse(&["--duration-buckets", "fast"]).is_err());
+    }
+
+    #[test]
+    fn ring_buffer_size_must_be_a_power_of_two_page_multiple() {
+        assert_eq!(parse(&[]).unwrap().ring_buffer_bytes, None);
+        let args = parse(&["--ring-buffer-bytes", "16384"]).unwrap();
+        assert_eq!(args.ring_buffer_bytes, Some(16384));
+        for bad in ["2048", "12288", "lots"] {
+            assert!(parse(&["--ring-buffer-bytes", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -82,11 +82,17 @@ pub enum Event<'a> {
         /// When the accept returned.
         ts_ns: u64,
     },
+    /// Earlier records of connection `(tgid, fd)` did not fit the ring buffer.
+    Lost {
+        tgid: u32,
+        fd: i32,
+        ts_ns: u64,
+    },
 }
 
 impl Event<'_> {
     /// Every value [`Self::kind_name`] can return, in [`Self::kind_index`] order.
-    pub const KIND_NAMES: [&'static str; 10] = [
+    pub const KIND_NAMES: [&'static str; 11] = [
         "fork",
         "exec",
         "exit",
@@ -97,6 +103,7 @@ impl Event<'_> {
         "signal",
         "oom_victim",
         "queue_wait",
+        "lost",
     ];
 
     /// Label for the events-handled counter.
@@ -118,6 +125,7 @@ impl Event<'_> {
             Self::Signal { .. } => 7,
             Self::OomVictim { .. } => 8,
             Self::QueueWait { .. } => 9,
+            Self::Lost { .. } => 10,
         }
     }
 
@@ -265,6 +273,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 ts_ns,
             }
         }
+        // The header is the whole record.
+        EventKind::Lost => Event::Lost {
+            tgid: header.tgid,
+            fd: header.fd,
+            ts_ns,
+        },
     })
 }
 
@@ -391,6 +405,20 @@ mod tests {
         let mut bytes = as_bytes(&header(EventKind::Fork, -1));
         bytes[0..4].copy_from_slice(&77u32.to_ne_bytes());
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownKind(77)));
+    }
+
+    #[test]
+    fn lost_notice_is_a_bare_header() {
+        let bytes = as_bytes(&header(EventKind::Lost, 9));
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            Event::Lost {
+                tgid: 4242,
+                fd: 9,
+                ts_ns: 1_000_000
+            }
+        );
+        assert_eq!(decode(&bytes).unwrap().kind_name(), "lost");
     }
 
     #[test]

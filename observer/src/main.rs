@@ -81,7 +81,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
 
-    let mut probes = Probes::load().context("loading the eBPF programs")?;
+    let mut probes =
+        Probes::load_with_ring(args.ring_buffer_bytes).context("loading the eBPF programs")?;
     let ring = probes
         .take_events()
         .context("opening the event ring buffer")?;

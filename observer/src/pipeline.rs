@@ -475,6 +475,15 @@ impl<K: KernelMaps> Pipeline<K> {
                 let mut stats = shared.lock().unwrap_or_else(|poison| poison.into_inner());
                 self.handle_socket(socket, &mut stats);
             }
+            Event::Lost { tgid, fd, ts_ns } => {
+                self.metrics.connections_lost.inc();
+                let id = ConnId { tgid, fd };
+                let shared = Arc::clone(&self.stats);
+                let mut stats = shared.lock().unwrap_or_else(|poison| poison.into_inner());
+                self.with_sink(&mut stats, tgid, ts_ns, None, |conns, mut sink| {
+                    conns.on_lost(id, ts_ns, &mut sink);
+                });
+            }
         }
     }
 
@@ -758,7 +767,9 @@ pub async fn run(
                 drain_ring(&mut pipeline, guard.get_inner_mut());
                 guard.clear_ready();
             }
-            _ = drain.tick() => drain_ring(&mut pipeline, ring.get_mut()),
+            _ = drain.tick() => {
+                drain_ring(&mut pipeline, ring.get_mut());
+            }
             // A scan forgets processes missing from /proc. Their exit and last requests
             // may still sit in the ring buffer, so drain it first or those requests would
             // find no worker to belong to.
@@ -780,20 +791,26 @@ pub async fn run(
             }
             _ = shutdown.changed() => {
                 // Whatever the kernel already queued is still counted.
-                drain_ring(&mut pipeline, ring.get_mut());
+                let records = drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.refresh_drops();
                 pipeline.finish_recording();
+                info!(records, "event loop drained");
+                pipeline.probes.detach_all();
                 return Ok(());
             }
         }
     }
 }
 
-fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) {
+/// Handles every record waiting in the ring buffer; returns how many there were.
+fn drain_ring(pipeline: &mut Pipeline, ring: &mut RingBuf<MapData>) -> usize {
     let shared = Arc::clone(&pipeline.stats);
     let mut batch = Batch::new(&shared);
+    let mut records = 0;
     while let Some(record) = ring.next() {
         pipeline.record(&record);
         pipeline.handle_in_batch(&record, &mut batch);
+        records += 1;
     }
+    records
 }

@@ -25,10 +25,11 @@ pub enum PreflightError {
     #[error("cannot read the kernel release from {path}: {reason}")]
     KernelUnknown { path: String, reason: String },
     #[error(
-        "not privileged enough to load BPF programs (effective capabilities {cap_eff:#x}): \
-         run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels that need it)"
+        "missing {missing}: not privileged enough to load BPF programs (effective \
+         capabilities {cap_eff:#x}): run as root, or grant CAP_BPF and CAP_PERFMON \
+         (CAP_SYS_ADMIN on kernels that need it)"
     )]
-    NotPrivileged { cap_eff: u64 },
+    NotPrivileged { cap_eff: u64, missing: &'static str },
     #[error("cannot read effective capabilities from /proc/self/status")]
     CapabilitiesUnknown,
     #[error(
@@ -41,6 +42,11 @@ pub enum PreflightError {
          (in a container, mount the host's /sys/kernel/tracing)"
     )]
     NoTracefs,
+    #[error(
+        "missing CAP_DAC_READ_SEARCH: tracefs at {path} is mounted but not readable by this \
+         user (it is root-only); run as root or grant CAP_DAC_READ_SEARCH"
+    )]
+    TracefsUnreadable { path: &'static str },
 }
 
 /// Runs every check and returns the first failure.
@@ -51,9 +57,19 @@ pub fn check() -> Result<(), PreflightError> {
         return Err(PreflightError::NoBtf);
     }
     if tracefs_root().is_none() {
-        return Err(PreflightError::NoTracefs);
+        return Err(unreadable_tracefs().unwrap_or(PreflightError::NoTracefs));
     }
     Ok(())
+}
+
+/// A tracefs that is there but shut to us: without CAP_DAC_READ_SEARCH a non-root user
+/// cannot list the root-only mount point, which would otherwise read as "not mounted".
+fn unreadable_tracefs() -> Option<PreflightError> {
+    TRACEFS_PATHS.into_iter().find_map(|path| {
+        let denied =
+            fs::read_dir(path).is_err_and(|err| err.kind() == std::io::ErrorKind::PermissionDenied);
+        denied.then_some(PreflightError::TracefsUnreadable { path })
+    })
 }
 
 /// The mounted tracefs, if any: the tracepoint ids live under its `events/` directory.
@@ -108,10 +124,14 @@ fn check_capabilities(status: &str) -> Result<(), PreflightError> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .ok_or(PreflightError::CapabilitiesUnknown)?;
     let has = |cap: u32| cap_eff & (1 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
-    }
-    Err(PreflightError::NotPrivileged { cap_eff })
+    let missing = match (has(CAP_BPF), has(CAP_PERFMON)) {
+        _ if has(CAP_SYS_ADMIN) => return Ok(()),
+        (true, true) => return Ok(()),
+        (true, false) => "CAP_PERFMON",
+        (false, true) => "CAP_BPF",
+        (false, false) => "CAP_BPF and CAP_PERFMON",
+    };
+    Err(PreflightError::NotPrivileged { cap_eff, missing })
 }
 
 #[cfg(test)]
@@ -145,8 +165,19 @@ mod tests {
         let bpf_only = format!("CapEff:\t{:016x}\n", 1u64 << 39);
         assert_eq!(
             check_capabilities(&bpf_only),
-            Err(PreflightError::NotPrivileged { cap_eff: 1 << 39 })
+            Err(PreflightError::NotPrivileged {
+                cap_eff: 1 << 39,
+                missing: "CAP_PERFMON"
+            })
         );
+        let perfmon_only = format!("CapEff:\t{:016x}\n", 1u64 << 38);
+        assert!(matches!(
+            check_capabilities(&perfmon_only),
+            Err(PreflightError::NotPrivileged {
+                missing: "CAP_BPF",
+                ..
+            })
+        ));
 
         assert_eq!(
             check_capabilities("Name:\tx\n"),
@@ -161,7 +192,16 @@ mod tests {
                 .to_string()
                 .contains("mount -t tracefs")
         );
-        let msg = PreflightError::NotPrivileged { cap_eff: 0 }.to_string();
-        assert!(msg.contains("CAP_BPF") && msg.contains("root"));
+        let msg = PreflightError::NotPrivileged {
+            cap_eff: 0,
+            missing: "CAP_BPF and CAP_PERFMON",
+        }
+        .to_string();
+        assert!(msg.starts_with("missing CAP_BPF and CAP_PERFMON:") && msg.contains("root"));
+        let msg = PreflightError::TracefsUnreadable {
+            path: "/sys/kernel/tracing",
+        }
+        .to_string();
+        assert!(msg.starts_with("missing CAP_DAC_READ_SEARCH:"));
     }
 }

@@ -121,6 +121,7 @@ enum Record {
     Signal(SignalEvent),
     Oom(OomEvent),
     QueueWait(QueueWaitEvent),
+    Lost(EventHeader),
 }
 
 impl Record {
@@ -133,6 +134,7 @@ impl Record {
             Self::Signal(e) => &e.header,
             Self::Oom(e) => &e.header,
             Self::QueueWait(e) => &e.header,
+            Self::Lost(header) => header,
         }
     }
 
@@ -156,6 +158,7 @@ impl Record {
                 format!("{call:?} ret={} captured={} {head:?}", e.ret, e.captured)
             }
             Self::Close(e) => format!("close how={} shutdown_how={}", e.how, e.shutdown_how),
+            Self::Lost(_) => "lost".to_owned(),
         };
         Some((self.header().fd, text))
     }
@@ -178,6 +181,7 @@ fn decode(bytes: &[u8]) -> Record {
         EventKind::Signal => Record::Signal(read(bytes)),
         EventKind::OomVictim => Record::Oom(read(bytes)),
         EventKind::QueueWait => Record::QueueWait(read(bytes)),
+        EventKind::Lost => Record::Lost(read(bytes)),
         EventKind::Data => {
             assert!(bytes.len() >= DATA_EVENT_HEADER_LEN);
             // SAFETY: as above; the payload beyond `captured` stays zero.

@@ -11,6 +11,7 @@ pub mod http;
 pub mod kube;
 pub mod metrics;
 pub mod observer;
+pub mod proc_view;
 pub mod process;
 pub mod tempdir;
 
@@ -20,3 +21,4 @@ pub use gunicorn::{Bind, Gunicorn, GunicornOpts, WorkerClass};
 pub use http::{Addr, Conn, Response, request};
 pub use metrics::Metrics;
 pub use observer::Observer;
+pub use proc_view::ProcView;

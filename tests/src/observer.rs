@@ -29,13 +29,27 @@ impl Observer {
     /// Starts the observer with `--listen 127.0.0.1:<free port>` plus `extra_args`, and
     /// returns once `GET /healthz` answers 200.
     pub fn start(extra_args: &[&str]) -> Observer {
+        Self::start_wrapped(&[], extra_args)
+    }
+
+    /// [`Self::start`] under a wrapper command such as `setpriv ... --`: the observer
+    /// binary and its arguments are appended to `wrapper`.
+    pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> Observer {
         let dir = TempDir::new("observer");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stdout = dir.path().join("stdout.log");
         let stderr = dir.path().join("stderr.log");
 
         let bin = crate::observer_bin();
-        let child = Command::new(&bin)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&bin);
+                command
+            }
+            None => Command::new(&bin),
+        };
+        let child = command
             .arg("--listen")
             .arg(addr.to_string())
             .args(extra_args)
@@ -142,6 +156,13 @@ impl Observer {
     pub fn stop(mut self) -> ExitStatus {
         process::terminate(&mut self.child, STOP_GRACE)
             .unwrap_or_else(|err| panic!("stopping the observer: {err}"))
+    }
+
+    /// SIGTERM, how it exited, and its stderr up to the exit.
+    pub fn stop_with_logs(mut self) -> (ExitStatus, String) {
+        let status = process::terminate(&mut self.child, STOP_GRACE)
+            .unwrap_or_else(|err| panic!("stopping the observer: {err}"));
+        (status, self.stderr())
     }
 
     fn logs(&self) -> String {

@@ -9,6 +9,7 @@ mod deploy_tools;
 mod kernels;
 mod manifests;
 mod run;
+mod soak;
 mod test;
 mod venv;
 
@@ -59,6 +60,12 @@ enum Command {
     },
     /// Bootstrap, build, then only the deploy checks: manifests, alert rules, dashboard.
     CheckDeploy,
+    /// A long run under load with workers recycled, checking the observer stays flat.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
         Command::CheckDeploy => bootstrap::bootstrap(&root)
             .and_then(|()| build_observer(&root))
             .and_then(|()| manifests::check(&root)),
+        Command::Soak { minutes } => soak::soak(&root, minutes),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use observer_ebpf::{
 
 use super::{
     args::{arg, fd_arg, ret},
-    emit::{header, send},
+    emit::{header, send_for_conn},
     maps::{
         CONNS, PARKED_ACCEPT, PENDING, Pending, count_drop, current, finish, role_of, take_pending,
     },
@@ -78,15 +78,20 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), u32> {
         }
     };
 
+    let key = ConnKey { tgid, fd };
     CONNS
-        .insert(ConnKey { tgid, fd }, listen_fd as u32, 0)
+        .insert(key, listen_fd as u32, 0)
         .map_err(|_| DROP_CONN_TABLE_FULL)?;
 
-    send(AcceptEvent {
-        header: header(EventKind::Accept, pid_tgid, fd),
-        listen_fd,
-        family: peer_family(sockaddr),
-    })?;
+    send_for_conn(
+        AcceptEvent {
+            header: header(EventKind::Accept, pid_tgid, fd),
+            listen_fd,
+            family: peer_family(sockaddr),
+        },
+        pid_tgid,
+        key,
+    )?;
     // After the accept record, so userspace knows the connection when its wait arrives.
     super::queue::accepted(pid_tgid, fd, listen_fd, sockaddr)
 }

@@ -12,7 +12,7 @@ use observer_ebpf::{
 
 use super::{
     args::fd_arg,
-    emit::{header, send},
+    emit::{header, send_for_conn},
     maps::{CONNS, current, finish, role_of},
 };
 
@@ -34,14 +34,21 @@ fn try_close(ctx: &TracePointContext) -> Result<(), u32> {
 
     // The delete doubles as the lookup: it fails for every fd that is not a connection.
     let fd = fd_arg(ctx, 0);
-    if CONNS.remove(ConnKey { tgid, fd }).is_err() {
+    let key = ConnKey { tgid, fd };
+    if CONNS.remove(key).is_err() {
         return Ok(());
     }
-    send(CloseEvent {
-        header: header(EventKind::Close, pid_tgid, fd),
-        how: CLOSE_CLOSE,
-        shutdown_how: 0,
-    })
+    // A close that does not fit leaves its mark on the (tgid, fd): the next accept that
+    // reuses the fd announces the loss, so the stale state is reported, not guessed.
+    send_for_conn(
+        CloseEvent {
+            header: header(EventKind::Close, pid_tgid, fd),
+            how: CLOSE_CLOSE,
+            shutdown_how: 0,
+        },
+        pid_tgid,
+        key,
+    )
 }
 
 fn try_shutdown(ctx: &TracePointContext) -> Result<(), u32> {
@@ -51,12 +58,17 @@ fn try_shutdown(ctx: &TracePointContext) -> Result<(), u32> {
     }
 
     let fd = fd_arg(ctx, 0);
-    if CONNS.get_ptr(ConnKey { tgid, fd }).is_none() {
+    let key = ConnKey { tgid, fd };
+    if CONNS.get_ptr(key).is_none() {
         return Ok(());
     }
-    send(CloseEvent {
-        header: header(EventKind::Close, pid_tgid, fd),
-        how: CLOSE_SHUTDOWN,
-        shutdown_how: fd_arg(ctx, 1) as u32,
-    })
+    send_for_conn(
+        CloseEvent {
+            header: header(EventKind::Close, pid_tgid, fd),
+            how: CLOSE_SHUTDOWN,
+            shutdown_how: fd_arg(ctx, 1) as u32,
+        },
+        pid_tgid,
+        key,
+    )
 }

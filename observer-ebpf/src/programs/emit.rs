@@ -8,9 +8,10 @@ use observer_ebpf::{
     drops::DROP_RINGBUF_FULL,
     event::{DATA_EVENT_HEADER_LEN, DataEvent, EventHeader, EventKind},
     limits::{CAPTURE_LEN, WAKEUP_THRESHOLD_BYTES},
+    tracked::ConnKey,
 };
 
-use super::maps::EVENTS;
+use super::maps::{EVENTS, LOST_CONNS};
 
 /// The common prefix of a record, stamped now.
 #[inline(always)]
@@ -60,4 +61,51 @@ pub fn send_data(event: *const DataEvent, captured: u32) -> Result<(), u32> {
     EVENTS
         .output::<[u8]>(bytes, wakeup_flags())
         .map_err(|_| DROP_RINGBUF_FULL)
+}
+
+/// Sends a connection's fixed-size record, preceded by a `Lost` notice if an earlier record
+/// of the connection did not fit. Userspace then knows exactly where the gap is and reports
+/// the requests it spans as unknown instead of guessing them.
+#[inline(always)]
+pub fn send_for_conn<T: 'static>(event: T, pid_tgid: u64, key: ConnKey) -> Result<(), u32> {
+    let result = announce_loss(pid_tgid, key).and_then(|()| send(event));
+    if result.is_err() {
+        mark_lost(key);
+    }
+    result
+}
+
+/// [`send_data`] with the same loss bookkeeping as [`send_for_conn`].
+#[inline(always)]
+pub fn send_data_for_conn(
+    event: *const DataEvent,
+    captured: u32,
+    pid_tgid: u64,
+    key: ConnKey,
+) -> Result<(), u32> {
+    let result = announce_loss(pid_tgid, key).and_then(|()| send_data(event, captured));
+    if result.is_err() {
+        mark_lost(key);
+    }
+    result
+}
+
+/// Sends the pending `Lost` notice of a connection, if it has one. When even the notice does
+/// not fit, the mark stays and the caller must not send its record: it would arrive ahead of
+/// the news that something before it is missing.
+#[inline(always)]
+fn announce_loss(pid_tgid: u64, key: ConnKey) -> Result<(), u32> {
+    if LOST_CONNS.get_ptr(key).is_none() {
+        return Ok(());
+    }
+    send(header(EventKind::Lost, pid_tgid, key.fd))?;
+    // Only this connection's own syscalls touch its mark; a failed delete means it is gone.
+    let _ = LOST_CONNS.remove(key);
+    Ok(())
+}
+
+#[inline(always)]
+fn mark_lost(key: ConnKey) {
+    // LRU: when full, the oldest mark goes, and that connection is reported as it is.
+    let _ = LOST_CONNS.insert(key, 0, 0);
 }

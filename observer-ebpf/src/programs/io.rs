@@ -16,7 +16,7 @@ use observer_ebpf::{
 use super::{
     args::{arg, fd_arg, ret},
     capture::capture,
-    emit::{header, send_data},
+    emit::{header, send_data_for_conn},
     maps::{CONNS, PENDING, Pending, SCRATCH, current, finish, role_of, take_pending},
 };
 
@@ -84,7 +84,15 @@ fn try_exit(ctx: &TracePointContext, call: Syscall) -> Result<(), u32> {
         0
     };
     event.captured = captured;
-    send_data(event, captured)?;
+    send_data_for_conn(
+        event,
+        captured,
+        pid_tgid,
+        ConnKey {
+            tgid,
+            fd: parked.fd,
+        },
+    )?;
 
     // The record went out without its payload; still count the failed copy.
     match lost {

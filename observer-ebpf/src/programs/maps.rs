@@ -12,7 +12,10 @@ use observer_ebpf::{
     drops::DROP_REASONS,
     event::DataEvent,
     layout::TracepointOffsets,
-    limits::{MAX_CONNECTIONS, MAX_PENDING_SYSCALLS, MAX_TRACKED_PROCESSES, RING_BUF_BYTES},
+    limits::{
+        MAX_CONNECTIONS, MAX_LOST_CONNS, MAX_PENDING_SYSCALLS, MAX_TRACKED_PROCESSES,
+        RING_BUF_BYTES,
+    },
     tracked::{ConnKey, TaskOffsets},
 };
 
@@ -32,6 +35,11 @@ pub static HEARTBEATS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_TRACKED
 /// Accepted sockets of tracked processes -> the listening fd they came from.
 #[map]
 pub static CONNS: HashMap<ConnKey, u32> = HashMap::with_max_entries(MAX_CONNECTIONS, 0);
+
+/// Connections with a record that did not fit the ring buffer, waiting to say so ahead of
+/// their next record (`emit::send_for_conn`). The value is unused.
+#[map]
+pub static LOST_CONNS: LruHashMap<ConnKey, u32> = LruHashMap::with_max_entries(MAX_LOST_CONNS, 0);
 
 /// What a thread's enter tracepoint saw, for its exit tracepoint. Keyed by pid_tgid (one
 /// syscall in flight per thread). LRU, so entries of threads killed mid-syscall age out.

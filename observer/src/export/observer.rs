@@ -43,6 +43,7 @@ pub struct ObserverMetrics {
     pub sample_errors: IntCounterVec,
     pub queue_errors: IntCounterVec,
     pub unattributed: IntCounter,
+    pub connections_lost: IntCounter,
     pub tracked: IntGaugeVec,
     pub connections: IntGauge,
     pub build_info: IntGaugeVec,
@@ -103,6 +104,11 @@ impl ObserverMetrics {
                 "gunicorn_observer_unattributed_requests_total",
                 "Requests from a process the observer could not map to a Gunicorn worker.",
             )?,
+            connections_lost: IntCounter::new(
+                "gunicorn_observer_connections_lost_total",
+                "Times a connection lost kernel events because the ring buffer was full; its \
+                 requests in flight count as failed with error_type=\"unknown\".",
+            )?,
             tracked: IntGaugeVec::new(
                 Opts::new(
                     "gunicorn_observer_tracked_processes",
@@ -133,6 +139,7 @@ impl ObserverMetrics {
         registry.register(Box::new(metrics.sample_errors.clone()))?;
         registry.register(Box::new(metrics.queue_errors.clone()))?;
         registry.register(Box::new(metrics.unattributed.clone()))?;
+        registry.register(Box::new(metrics.connections_lost.clone()))?;
         registry.register(Box::new(metrics.tracked.clone()))?;
         registry.register(Box::new(metrics.connections.clone()))?;
         registry.register(Box::new(metrics.build_info.clone()))?;

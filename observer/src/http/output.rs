@@ -65,16 +65,25 @@ pub enum AbortReason {
     WorkerDied,
     /// A write failed with an error other than `EPIPE`/`ECONNRESET`.
     WriteError,
+    /// Kernel events of the connection were lost (the ring buffer was full), so how the
+    /// request ended is not known. Reported as such rather than guessed.
+    Unknown,
 }
 
 impl AbortReason {
-    pub const ALL: [Self; 3] = [Self::ClientDisconnect, Self::WorkerDied, Self::WriteError];
+    pub const ALL: [Self; 4] = [
+        Self::ClientDisconnect,
+        Self::WorkerDied,
+        Self::WriteError,
+        Self::Unknown,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::ClientDisconnect => "client_disconnect",
             Self::WorkerDied => "worker_died",
             Self::WriteError => "write_error",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -227,7 +236,10 @@ mod tests {
             ]
         );
         let reasons: Vec<_> = AbortReason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(reasons, ["client_disconnect", "worker_died", "write_error"]);
+        assert_eq!(
+            reasons,
+            ["client_disconnect", "worker_died", "write_error", "unknown"]
+        );
 
         let mut problems: Vec<_> = Problem::ALL.iter().map(|p| p.as_str()).collect();
         problems.sort_unstable();

@@ -6,7 +6,7 @@ use observer_ebpf::limits::MAX_CONNECTIONS;
 
 use super::ConnId;
 use super::conn::Conn;
-use super::output::{Output, Problem};
+use super::output::{AbortReason, Output, Problem};
 use super::request::starts_request;
 use super::route::RouteMode;
 
@@ -170,6 +170,19 @@ impl ConnTable {
     /// writing and then drains and closes it, so no request after this is followed.
     pub fn on_shutdown(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) {
         self.update(id, |conn| conn.shutdown(ts_ns, sink));
+    }
+
+    /// Kernel events of the connection were lost. Requests in flight on it end as
+    /// [`AbortReason::Unknown`] and its state goes: the next read or write finds no
+    /// connection and follows it again from a request boundary, as one whose accept was not
+    /// seen. Returns how many requests were cut short.
+    pub fn on_lost(&mut self, id: ConnId, ts_ns: u64, sink: &mut impl FnMut(Output)) -> usize {
+        let Some(mut conn) = self.remove(id) else {
+            return 0;
+        };
+        let in_flight = conn.queue.len();
+        conn.abort_all(AbortReason::Unknown, ts_ns, sink);
+        in_flight
     }
 
     /// Process `tgid` exited: its connections are gone; requests in flight died with it.

@@ -5,6 +5,8 @@ mod aborts;
 mod bodies;
 mod details;
 mod in_flight;
+mod lost;
+mod property;
 mod robustness;
 mod sequences;
 mod splits;
@@ -91,6 +93,12 @@ impl Sim {
     pub fn close(&mut self, fd: i32, ts: u64) {
         let out = &mut self.out;
         self.table.on_close(conn(fd), ts, &mut |o| out.push(o));
+    }
+
+    /// The kernel reported lost events on `fd`; returns the requests cut short.
+    pub fn lost(&mut self, fd: i32, ts: u64) -> usize {
+        let out = &mut self.out;
+        self.table.on_lost(conn(fd), ts, &mut |o| out.push(o))
     }
 
     pub fn exit(&mut self, tgid: u32, ts: u64) {
