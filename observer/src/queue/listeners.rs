@@ -112,6 +112,9 @@ pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> List
         });
         let all = match dumped {
             Ok(all) => all,
+            // Entering another network namespace needs CAP_SYS_ADMIN, which the
+            // least-privilege DaemonSet lacks: pods' listen queues then go unread (README
+            // limitations; `/proc/<pid>/net/tcp` would give depth and backlog without it).
             Err(err) => {
                 debug!(netns, error = %err, "cannot read listen queues");
                 sample.errors.push(match err {
