@@ -154,11 +154,35 @@ fn sigkill_under_wrk_load_harms_no_request_and_leaves_no_program() {
     // wrk stops counting at its deadline; Gunicorn still answers what was in flight.
     std::thread::sleep(Duration::from_secs(1));
     let logged = (gunicorn.access_log().len() - logged_before) as f64;
-    let after = settled(&second, APP, logged);
+    // A request in flight when wrk hits its deadline and closes its sockets is logged 200 by
+    // Gunicorn (the log is written whatever the write did) but never went out whole: the
+    // observer counts it as a `client_disconnect` failure instead (README, "Where
+    // Gunicorn's access log is wrong"). At most one per wrk connection.
+    let seen = |m: &observer_tests::Metrics| {
+        let disconnects = m.sum(
+            common::FAILED,
+            &[("app", APP), ("error_type", "client_disconnect")],
+        );
+        (total(m, APP), disconnects)
+    };
+    let deadline = Instant::now() + WAIT;
+    while {
+        let (answered, cut_off) = seen(&second.metrics());
+        answered + cut_off < logged && Instant::now() < deadline
+    } {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (answered, cut_off) = seen(&second.metrics());
+    assert!(
+        cut_off <= 8.0,
+        "more cut-off requests than wrk connections: {cut_off}"
+    );
     assert_eq!(
-        total(&after, APP),
+        answered + cut_off,
         logged,
-        "the restarted observer counts every request in the access log"
+        "the restarted observer counts every request in the access log \
+         ({answered} answered, {cut_off} cut off at wrk's deadline)"
     );
 }
 
