@@ -200,16 +200,23 @@ pub struct GunicornCollector {
 
 impl GunicornCollector {
     pub fn new(stats: Arc<Mutex<Stats>>) -> Self {
-        // The registry only uses descriptors to reject duplicate names; labels are per series.
-        let descs = FAMILIES
-            .iter()
-            .map(|(name, _, help)| {
-                Desc::new((*name).into(), (*help).into(), vec![], Default::default())
-            })
-            .collect::<Result<_, _>>()
-            .expect("metric names are valid constants");
-        Self { stats, descs }
+        Self {
+            stats,
+            descs: descs(&FAMILIES),
+        }
     }
+}
+
+/// One descriptor per family. The registry only uses descriptors to reject duplicate
+/// names; labels are per series, so none are declared here.
+pub(super) fn descs(families: &[(&str, MetricType, &str)]) -> Vec<Desc> {
+    families
+        .iter()
+        .map(|(name, _, help)| {
+            Desc::new((*name).into(), (*help).into(), vec![], Default::default())
+        })
+        .collect::<Result<_, _>>()
+        .expect("metric names are valid constants")
 }
 
 pub(super) fn label(name: &str, value: &str) -> LabelPair {

@@ -11,7 +11,7 @@ use prometheus::{
     proto::{MetricFamily, MetricType},
 };
 
-use super::gunicorn::{counter, gauge, histogram, label};
+use super::gunicorn::{counter, descs, gauge, histogram, label};
 use crate::aggregate::Stats;
 
 pub const DEPTH: &str = "gunicorn_listen_queue_depth";
@@ -56,14 +56,10 @@ pub struct QueueCollector {
 
 impl QueueCollector {
     pub fn new(stats: Arc<Mutex<Stats>>) -> Self {
-        let descs = FAMILIES
-            .iter()
-            .map(|(name, _, help)| {
-                Desc::new((*name).into(), (*help).into(), vec![], Default::default())
-            })
-            .collect::<Result<_, _>>()
-            .expect("metric names are valid constants");
-        Self { stats, descs }
+        Self {
+            stats,
+            descs: descs(&FAMILIES),
+        }
     }
 }
 
