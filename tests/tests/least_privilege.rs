@@ -1,13 +1,18 @@
 //! The observer as an unprivileged user with only the capabilities docs/SECURITY.md lists:
-//! with all of them it counts exactly; without one it refuses to start and names it.
+//! with all of them it counts exactly; without one it refuses to start and names it; and a
+//! Gunicorn in a network namespace of its own (a pod's) still shows its listen-queue depth.
 
 mod common;
 
-use std::process::Command;
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
 
-use observer_tests::{Gunicorn, GunicornOpts, Observer, observer_bin};
+use observer_tests::{Gunicorn, GunicornOpts, Observer, apps_dir, observer_bin, process, venv};
 
-use common::{by_method_status, expect, settled};
+use common::{by_method_status, expect, settled, unique_app};
 
 /// Every capability of the table in docs/SECURITY.md.
 const MINIMAL: [&str; 4] = ["bpf", "perfmon", "dac_read_search", "sys_ptrace"];
@@ -105,4 +110,77 @@ fn a_missing_capability_is_named_in_the_error() {
             "without {missing} the error should start with {message:?}, got: {stderr}"
         );
     }
+}
+
+/// Without `CAP_SYS_ADMIN` the observer cannot enter a pod's network namespace for its
+/// `sock_diag` dump; the listener's depth then comes from `/proc/<master>/net/tcp`, while
+/// its backlog and overflows (which only `sock_diag` carries) stay absent.
+#[test]
+fn a_pods_listen_queue_depth_is_read_without_entering_its_network_namespace() {
+    let app = unique_app("least-privilege-netns");
+    let wrapper = setpriv(&MINIMAL);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let observer = Observer::start_wrapped(&wrapper, &["--sample-secs", "1"]);
+
+    // One sync worker in a network namespace of its own; `unshare` and `sh` exec, so the
+    // child is the master.
+    let gunicorn = format!(
+        "ip link set lo up && exec {} --chdir {} -w 1 --backlog 8 --graceful-timeout 1 -b 127.0.0.1:8000 --name={app} app:application",
+        venv().join("bin/gunicorn").display(),
+        apps_dir().display()
+    );
+    let mut master = Command::new("unshare")
+        .args(["--net", "sh", "-c", &gunicorn])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux)");
+    let netns = format!("--net=/proc/{}/ns/net", master.id());
+
+    // Inside that namespace: one request holds the only worker, three more connections
+    // wait in the accept queue until our stdin closes.
+    let mut clients = Command::new("nsenter")
+        .args([netns.as_str(), "python3", "-c"])
+        .arg(
+            "import socket, sys, time\n\
+             for _ in range(200):\n\
+             \x20   try:\n\
+             \x20       busy = socket.create_connection(('127.0.0.1', 8000)); break\n\
+             \x20   except OSError: time.sleep(0.05)\n\
+             busy.sendall(b'GET /sleep/60000 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n\
+             time.sleep(0.5)\n\
+             queued = [socket.create_connection(('127.0.0.1', 8000)) for _ in range(3)]\n\
+             print('queued', flush=True); sys.stdin.read()",
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("nsenter (util-linux) and python3");
+    let mut line = String::new();
+    BufReader::new(clients.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "queued");
+
+    let listener = [("app", app.as_str()), ("listener", "127.0.0.1:8000")];
+    let metrics = observer.wait_for_metrics(Duration::from_secs(20), "the pod's queue", |m| {
+        m.get("gunicorn_listen_queue_depth", &listener) == Some(3.0)
+    });
+    assert_eq!(metrics.get("gunicorn_listen_backlog", &listener), None);
+    assert_eq!(
+        metrics.get("gunicorn_listen_overflows_total", &listener),
+        None
+    );
+    assert!(
+        metrics
+            .get(
+                "gunicorn_observer_queue_errors_total",
+                &[("reason", "netns_unreachable")]
+            )
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+
+    drop(clients.stdin.take());
+    clients.wait().unwrap();
+    process::terminate(&mut master, Duration::from_secs(10)).expect("stopping our Gunicorn");
 }

@@ -13,7 +13,8 @@ pub struct ListenerStats {
     pub depth: u32,
     /// The highest sampled depth since the last scrape rendered it (see [`Stats::peaks_shown`]).
     pub depth_max: u32,
-    pub backlog: u32,
+    /// Unknown when the listener was read through `/proc/<pid>/net/tcp`.
+    pub backlog: Option<u32>,
     /// The kernel's drop counter of the listener (TCP only).
     pub overflows: Option<u64>,
     /// Queue waits of accepted connections (TCP only: unix connections have no handshake to
@@ -96,7 +97,7 @@ mod tests {
             inode: 9,
             addr,
             depth,
-            backlog: 4,
+            backlog: Some(4),
             drops,
         }
     }
@@ -124,7 +125,7 @@ mod tests {
         let t = &web["127.0.0.1:8000"];
         assert_eq!(
             (t.depth, t.depth_max, t.backlog, t.overflows),
-            (1, 5, 4, Some(3))
+            (1, 5, Some(4), Some(3))
         );
         assert!(web["unix:/run/web.sock"].wait.is_none());
 

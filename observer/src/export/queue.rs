@@ -75,7 +75,9 @@ pub fn render(stats: &Stats) -> Vec<MetricFamily> {
             let labels = vec![label("app", app), label("listener", name)];
             depth.push(gauge(labels.clone(), f64::from(listener.depth)));
             depth_max.push(gauge(labels.clone(), f64::from(listener.depth_max)));
-            backlog.push(gauge(labels.clone(), f64::from(listener.backlog)));
+            if let Some(limit) = listener.backlog {
+                backlog.push(gauge(labels.clone(), f64::from(limit)));
+            }
             if let Some(count) = listener.overflows {
                 overflows.push(counter(labels.clone(), count));
             }
@@ -133,7 +135,7 @@ mod tests {
                 inode: 1,
                 addr,
                 depth,
-                backlog: 4,
+                backlog: Some(4),
                 drops,
             };
             let tcp = ListenAddr::Tcp("127.0.0.1:8000".parse().unwrap());

@@ -82,8 +82,9 @@ pub struct ListenerDiag {
     pub addr: ListenAddr,
     /// Connections waiting in the accept queue now.
     pub depth: u32,
-    /// The queue's limit, `listen()`'s backlog capped by `net.core.somaxconn`.
-    pub backlog: u32,
+    /// The queue's limit, `listen()`'s backlog capped by `net.core.somaxconn` (unknown when
+    /// read through `/proc/<pid>/net/tcp`, see `procnet.rs`).
+    pub backlog: Option<u32>,
     /// The listener's drop counter (TCP only; unix listeners make connecting clients wait
     /// or fail instead of dropping).
     pub drops: Option<u64>,
@@ -190,7 +191,7 @@ pub fn parse_inet(msg: &[u8]) -> Result<ListenerDiag, DiagError> {
         inode: u64::from(u32_at(msg, 68)),
         addr: ListenAddr::Tcp(SocketAddr::new(ip, port)),
         depth: u32_at(msg, 56),
-        backlog: u32_at(msg, 60),
+        backlog: Some(u32_at(msg, 60)),
         drops,
     })
 }
@@ -218,7 +219,7 @@ pub fn parse_unix(msg: &[u8]) -> Result<ListenerDiag, DiagError> {
         inode: u64::from(u32_at(msg, 4)),
         addr: ListenAddr::Unix(name),
         depth,
-        backlog,
+        backlog: Some(backlog),
         drops: None,
     })
 }

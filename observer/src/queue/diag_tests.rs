@@ -85,7 +85,7 @@ fn parses_a_tcp_listener_with_its_drops() {
             inode: 0x1234,
             addr: ListenAddr::Tcp("127.0.0.1:8000".parse().unwrap()),
             depth: 3,
-            backlog: 4,
+            backlog: Some(4),
             drops: Some(9),
         }]
     );
@@ -113,7 +113,7 @@ fn parses_unix_listeners_path_and_abstract() {
             inode: 77,
             addr: ListenAddr::Unix("/tmp/a.sock".into()),
             depth: 2,
-            backlog: 2048,
+            backlog: Some(2048),
             drops: None,
         }]
     );

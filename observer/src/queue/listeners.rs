@@ -18,6 +18,7 @@ use tracing::debug;
 use super::{
     diag::ListenerDiag,
     netlink::{DiagSocket, NetlinkError},
+    procnet,
 };
 
 /// A listener of an instance, as last sampled.
@@ -113,14 +114,19 @@ pub fn sample_listeners(proc_root: &Path, instances: &[(u32, Vec<u32>)]) -> List
         let all = match dumped {
             Ok(all) => all,
             // Entering another network namespace needs CAP_SYS_ADMIN, which the
-            // least-privilege DaemonSet lacks: pods' listen queues then go unread (README
-            // limitations; `/proc/<pid>/net/tcp` would give depth and backlog without it).
+            // least-privilege DaemonSet lacks: pods' TCP listeners are then read from
+            // `/proc/<master>/net/tcp{,6}`, which gives their depth but neither their limit nor
+            // their drops, and nothing of unix listeners (README limitations).
+            Err(NetlinkError::EnterNetns { .. }) => {
+                sample.errors.push("netns_unreachable");
+                match procnet::read_listeners(proc_root, members[0].0) {
+                    Some(all) => all,
+                    None => continue,
+                }
+            }
             Err(err) => {
                 debug!(netns, error = %err, "cannot read listen queues");
-                sample.errors.push(match err {
-                    NetlinkError::EnterNetns { .. } => "netns_unreachable",
-                    _ => "diag_failed",
-                });
+                sample.errors.push("diag_failed");
                 continue;
             }
         };
@@ -179,11 +185,11 @@ mod tests {
         child.wait().unwrap();
 
         assert_eq!(sample.errors, Vec::<&str>::new());
-        let found: Vec<(String, u32, u32)> = sample.by_master[&pid]
+        let found: Vec<(String, u32, Option<u32>)> = sample.by_master[&pid]
             .iter()
             .map(|l| (l.addr.label(), l.depth, l.backlog))
             .collect();
-        assert_eq!(found, vec![(format!("0.0.0.0:{port}"), 0, 3)]);
+        assert_eq!(found, vec![(format!("0.0.0.0:{port}"), 0, Some(3))]);
         let inode = sample.by_master[&pid][0].inode;
         assert!(
             ours.iter().all(|l| l.inode != inode),

@@ -12,6 +12,7 @@
 pub mod diag;
 mod listeners;
 pub mod netlink;
+mod procnet;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -94,7 +95,7 @@ mod tests {
             inode: 1,
             addr,
             depth: 0,
-            backlog: 0,
+            backlog: Some(0),
             drops: None,
         }
     }

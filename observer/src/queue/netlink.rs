@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(mine.addr.label(), tcp.local_addr().unwrap().to_string());
         assert_eq!((mine.depth, mine.drops), (2, Some(0)));
         // Rust's std listens with a backlog of 128, capped by somaxconn (4096 by default).
-        assert_eq!(mine.backlog, 128);
+        assert_eq!(mine.backlog, Some(128));
 
         let unix_inode = inode_of(unix.as_raw_fd());
         let found = socket.unix_listeners().unwrap();
@@ -209,7 +209,7 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        assert_eq!((mine.depth, mine.backlog), (1, somaxconn));
+        assert_eq!((mine.depth, mine.backlog), (1, Some(somaxconn)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
