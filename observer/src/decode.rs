@@ -154,16 +154,19 @@ pub enum DecodeError {
     BadCapture { captured: u32, available: usize },
     #[error("unknown close kind {0}")]
     UnknownClose(u32),
+    #[error("data record returns {0}, which no read or write can")]
+    ImpossibleReturn(i64),
 }
 
 impl DecodeError {
     /// Every value [`Self::reason`] can return, so the counter's series exist at zero.
-    pub const REASONS: [&str; 5] = [
+    pub const REASONS: [&str; 6] = [
         "short_record",
         "unknown_kind",
         "unknown_syscall",
         "bad_capture",
         "unknown_close",
+        "impossible_return",
     ];
 
     /// Label for the decode-errors counter.
@@ -174,6 +177,7 @@ impl DecodeError {
             Self::UnknownSyscall(_) => "unknown_syscall",
             Self::BadCapture { .. } => "bad_capture",
             Self::UnknownClose(_) => "unknown_close",
+            Self::ImpossibleReturn(_) => "impossible_return",
         }
     }
 }
@@ -282,6 +286,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     })
 }
 
+/// The kernel moves at most `MAX_RW_COUNT` (`INT_MAX` rounded down to a page) bytes in one
+/// read, write, vectored call or sendfile, and errors are `-1..=-MAX_ERRNO`. A return outside
+/// that is a corrupt record; taken at its word it would credit a connection with exabytes.
+const MAX_RW_COUNT: i64 = i32::MAX as i64;
+const MAX_ERRNO: i64 = 4095;
+
 /// Data records are sent truncated to their captured payload, so only the fixed part is read
 /// as a struct and the payload is sliced out of the record.
 fn decode_data(bytes: &[u8], header: EventHeader) -> Result<Event<'_>, DecodeError> {
@@ -297,6 +307,9 @@ fn decode_data(bytes: &[u8], header: EventHeader) -> Result<Event<'_>, DecodeErr
     let captured = read_u32(bytes, std::mem::offset_of!(DataEvent, captured));
 
     let syscall = Syscall::try_from(syscall).map_err(DecodeError::UnknownSyscall)?;
+    if !(-MAX_ERRNO..=MAX_RW_COUNT).contains(&ret) {
+        return Err(DecodeError::ImpossibleReturn(ret));
+    }
     let available = bytes.len() - DATA_EVENT_HEADER_LEN;
     let len = captured as usize;
     if len > CAPTURE_LEN || len > available {
@@ -393,6 +406,20 @@ mod tests {
                 available: 7
             })
         );
+    }
+
+    /// Found by the `event_decode` fuzzer: two reads each "returning" close to `i64::MAX`
+    /// overflowed the request's byte count.
+    #[test]
+    fn a_return_no_syscall_can_give_is_rejected() {
+        for ret in [i64::MAX, 1 << 40, i64::from(i32::MAX) + 1, -4096, i64::MIN] {
+            let bytes = data_record(Syscall::Read as u32, ret, b"GET");
+            assert_eq!(decode(&bytes), Err(DecodeError::ImpossibleReturn(ret)));
+        }
+        for ret in [i64::from(i32::MAX), 0, -4095] {
+            let bytes = data_record(Syscall::Read as u32, ret, b"");
+            assert!(decode(&bytes).is_ok(), "{ret} is a real return");
+        }
     }
 
     #[test]

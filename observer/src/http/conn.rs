@@ -212,7 +212,7 @@ impl Conn {
     /// Attribute inbound bytes to request `seq`, if it is still in flight.
     pub(super) fn add_request_bytes(&mut self, seq: u64, n: u64, ts_ns: u64) {
         if let Some(ex) = self.exchange_mut(seq) {
-            ex.request_bytes += n;
+            ex.request_bytes = ex.request_bytes.saturating_add(n);
             ex.last_io_ns = ex.last_io_ns.max(ts_ns);
         }
     }
@@ -221,7 +221,7 @@ impl Conn {
     pub(super) fn add_request_head_bytes(&mut self, seq: u64, n: u64, ts_ns: u64) {
         self.add_request_bytes(seq, n, ts_ns);
         if let Some(ex) = self.exchange_mut(seq) {
-            ex.request_head_bytes += n;
+            ex.request_head_bytes = ex.request_head_bytes.saturating_add(n);
         }
     }
 

@@ -209,13 +209,13 @@ impl Conn {
     fn add_response_head_bytes(&mut self, n: u64, ts_ns: u64) {
         self.add_response_bytes(n, ts_ns);
         if let Some(ex) = self.queue.front_mut() {
-            ex.response_head_bytes += n;
+            ex.response_head_bytes = ex.response_head_bytes.saturating_add(n);
         }
     }
 
     fn add_response_bytes(&mut self, n: u64, ts_ns: u64) {
         if let Some(ex) = self.queue.front_mut() {
-            ex.response_bytes += n;
+            ex.response_bytes = ex.response_bytes.saturating_add(n);
             ex.last_write_ns = Some(ts_ns);
             ex.last_io_ns = ex.last_io_ns.max(ts_ns);
         }
