@@ -5,8 +5,12 @@
 /// this are only counted, never copied.
 pub const CAPTURE_LEN: usize = 1024;
 
-/// Ring buffer size. A power-of-two multiple of the page size, as the kernel requires.
-pub const RING_BUF_BYTES: u32 = 16 * 1024 * 1024;
+/// Default ring buffer size (`--ring-buffer-bytes` overrides it at load). A power-of-two
+/// multiple of the page size, as the kernel requires. At full `wrk` load on two workers
+/// 256 KiB already dropped nothing; 2 MiB holds about a second of that load's events while
+/// the daemon is off the CPU, and costs 4 MiB of RSS, since the kernel maps the data pages
+/// twice (docs/BENCHMARKS.md, part 4).
+pub const RING_BUF_BYTES: u32 = 2 * 1024 * 1024;
 
 /// Userspace is woken only once this much data is waiting; below it the daemon drains on its
 /// own short timer. Waking on every event cost the prototype 15-20% of Gunicorn's throughput.

@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
+use observer_ebpf::limits::RING_BUF_BYTES;
 
 use crate::{aggregate::DEFAULT_ROUTE_LIMIT, http::RouteMode};
 
@@ -83,15 +84,18 @@ pub struct Args {
     #[arg(long, env = "GUNICORN_OBSERVER_MAX_ROUTES", default_value_t = DEFAULT_ROUTE_LIMIT)]
     pub max_routes: usize,
 
-    /// Size of the kernel's event ring buffer in bytes, instead of the built-in 16 MiB: a
-    /// power of two, at least one page. For tests that force overflow; hidden from --help.
+    /// Size of the kernel's event ring buffer in bytes: a power of two, at least 4096. The
+    /// observer's RSS counts it twice (the kernel maps its pages twice). Raise it if
+    /// `gunicorn_observer_events_dropped_total{reason="ringbuf_full"}` grows: at about 1 KiB
+    /// of events per request, it holds what the node serves while the observer waits for a
+    /// CPU (docs/BENCHMARKS.md, part 4).
     #[arg(
         long,
-        hide = true,
         env = "GUNICORN_OBSERVER_RING_BUFFER_BYTES",
+        default_value_t = RING_BUF_BYTES,
         value_parser = parse_ring_bytes,
     )]
-    pub ring_buffer_bytes: Option<u32>,
+    pub ring_buffer_bytes: u32,
 
     /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
     #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
@@ -207,9 +211,9 @@ mod tests {
 
     #[test]
     fn ring_buffer_size_must_be_a_power_of_two_page_multiple() {
-        assert_eq!(parse(&[]).unwrap().ring_buffer_bytes, None);
+        assert_eq!(parse(&[]).unwrap().ring_buffer_bytes, 2 * 1024 * 1024);
         let args = parse(&["--ring-buffer-bytes", "16384"]).unwrap();
-        assert_eq!(args.ring_buffer_bytes, Some(16384));
+        assert_eq!(args.ring_buffer_bytes, 16384);
         for bad in ["2048", "12288", "lots"] {
             assert!(parse(&["--ring-buffer-bytes", bad]).is_err(), "{bad}");
         }

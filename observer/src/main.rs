@@ -31,6 +31,7 @@ use gunicorn_observer::{
 };
 
 fn main() -> ExitCode {
+    gunicorn_observer::heap::use_one_arena();
     let args = Args::parse();
     let filter = match EnvFilter::try_new(&args.log) {
         Ok(filter) => filter,
@@ -81,8 +82,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
 
-    let mut probes =
-        Probes::load_with_ring(args.ring_buffer_bytes).context("loading the eBPF programs")?;
+    let mut probes = Probes::load_with_ring(Some(args.ring_buffer_bytes))
+        .context("loading the eBPF programs")?;
     let ring = probes
         .take_events()
         .context("opening the event ring buffer")?;
@@ -113,7 +114,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pipeline.record_to(Recorder::create(path).context("starting --record")?);
     }
     pipeline.scan();
-    release_startup_memory();
+    // Loading parsed the kernel's whole BTF and the first scan read every process on the
+    // node: over ten MiB, all freed by now, that the allocator would otherwise keep.
+    gunicorn_observer::heap::release_free_pages();
 
     let ready = Arc::new(AtomicBool::new(true));
     let (stop, stopped) = watch::channel(false);
@@ -153,16 +156,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     events.await.context("event loop panicked")??;
     server.await.context("metrics server panicked")?;
     Ok(())
-}
-
-/// Loading parses the kernel's whole BTF (several MiB, and more once parsed) and the first
-/// scan reads every process on the node; all of it is freed by now, but the allocator keeps
-/// the pages. Giving them back lowers the steady RSS by over ten MiB.
-fn release_startup_memory() {
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -784,6 +784,8 @@ pub async fn run(
             _ = sample.tick() => {
                 pipeline.sample_resources();
                 pipeline.sample_queues();
+                // What a burst of connections or a scan freed goes back to the kernel.
+                crate::heap::release_free_pages();
             }
             _ = housekeeping.tick() => {
                 pipeline.refresh_drops();

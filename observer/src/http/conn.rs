@@ -107,7 +107,9 @@ impl Conn {
     fn with_inbound(id: ConnId, inbound: Inbound, route_mode: RouteMode) -> Self {
         Self {
             id,
-            queue: VecDeque::new(),
+            // Gunicorn answers one request at a time, so one slot is all but a pipelining client
+            // needs; `VecDeque` would otherwise grow to four on the first push and keep them.
+            queue: VecDeque::with_capacity(1),
             next_seq: 0,
             inbound,
             outbound: Outbound::Head,
@@ -172,6 +174,11 @@ impl Conn {
         }
         self.outbound = Outbound::Head;
         self.out_head.clear();
+
+        // A pipelining burst grew the queue; an idle keep-alive connection keeps one slot.
+        if self.queue.is_empty() && self.queue.capacity() > 1 {
+            self.queue.shrink_to(1);
+        }
     }
 
     /// Abort every request in flight at once: the connection cannot carry responses anymore.

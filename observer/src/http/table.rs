@@ -14,6 +14,10 @@ use super::route::RouteMode;
 /// connections whose close was lost can push the table past it.
 pub const DEFAULT_MAX_CONNS: usize = MAX_CONNECTIONS as usize;
 
+/// A connection map with room for this many entries or fewer (about 500 KiB) is never
+/// shrunk: ordinary churn stays below it and never rehashes.
+const SHRINK_ABOVE_CAPACITY: usize = 2048;
+
 /// Per-connection request reconstruction, fed with decoded socket events in arrival order.
 ///
 /// Every method pushes what it can conclude into `sink`: completed or aborted requests, and
@@ -78,7 +82,20 @@ impl ConnTable {
     fn remove(&mut self, id: ConnId) -> Option<Conn> {
         let conn = self.conns.remove(&id)?;
         self.account(id.tgid, conn.queue.len(), 0);
+        self.release_slack();
         Some(conn)
+    }
+
+    /// A hash map keeps its capacity when entries go, so a burst of 10,000 connections would
+    /// leave their slots (about 250 bytes each) resident after they all closed. Once fewer
+    /// than an eighth are in use the map shrinks to twice its entries (at most four times,
+    /// after rounding), so at least half of them go before the next rehash: each rehash is
+    /// paid for by the removals before it.
+    fn release_slack(&mut self) {
+        let capacity = self.conns.capacity();
+        if capacity > SHRINK_ABOVE_CAPACITY && self.conns.len() < capacity / 8 {
+            self.conns.shrink_to(self.conns.len() * 2);
+        }
     }
 
     /// Adds a connection, counting requests it already has in flight.
@@ -218,6 +235,25 @@ impl ConnTable {
 
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
+    }
+}
+
+/// What the memory tests look at: allocations, not behaviour.
+#[cfg(test)]
+impl ConnTable {
+    /// Entries the connection map has room for, in use or not.
+    pub(super) fn map_capacity(&self) -> usize {
+        self.conns.capacity()
+    }
+
+    /// Request slots, and inbound and outbound head-buffer bytes, a connection holds.
+    pub(super) fn conn_capacity(&self, id: ConnId) -> Option<(usize, usize, usize)> {
+        let conn = self.conns.get(&id)?;
+        Some((
+            conn.queue.capacity(),
+            conn.in_head.capacity(),
+            conn.out_head.capacity(),
+        ))
     }
 }
 

@@ -20,6 +20,11 @@ pub struct SizePoint {
     pub rss_mib: f64,
     /// Of `rss_mib`, the ring buffer's mapping.
     pub ring_mib: f64,
+    /// Of `rss_mib`, anonymous memory: heap and thread stacks.
+    pub anon_mib: f64,
+    /// Of `rss_mib`, file-backed pages other than the ring buffer: the binary's code and
+    /// libraries.
+    pub code_mib: f64,
     /// While a paced load of `plan.background_rate` ran against the first instance.
     pub millicores: f64,
     /// `gunicorn_observer_open_connections` as the observer reported it.
@@ -113,11 +118,15 @@ fn measure(
     load::paced(first.port, "/", plan.background_rate, plan.size_secs)?;
     let millicores = (observer.cpu_secs()? - cpu_before) / begun.elapsed().as_secs_f64() * 1000.0;
     let metrics = observer.metrics()?;
+    let ring_mib = observer.ring_mib()?;
+    let (anon_mib, file_mib) = observer.rss_split_mib()?;
     Ok(SizePoint {
         workers: instances.iter().map(|i| i.spec.workers).sum(),
         connections,
         rss_mib: observer.rss_mib()?,
-        ring_mib: observer.ring_mib()?,
+        ring_mib,
+        anon_mib,
+        code_mib: file_mib - ring_mib,
         millicores,
         seen_connections: observer::sum(&metrics, "gunicorn_observer_open_connections", &[]),
     })

@@ -57,6 +57,11 @@ impl Observer {
         procs::rss_mib(self.proc.pid())
     }
 
+    /// Anonymous (heap, stacks) and file-backed (code, and the ring buffer) RSS.
+    pub fn rss_split_mib(&self) -> Result<(f64, f64)> {
+        procs::rss_split_mib(self.proc.pid())
+    }
+
     pub fn ring_mib(&self) -> Result<f64> {
         procs::bpf_map_rss_mib(self.proc.pid())
     }

@@ -112,6 +112,21 @@ pub fn rss_mib(pid: u32) -> Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// Resident anonymous and file-backed memory of a process, in MiB (`RssAnon`, `RssFile` of
+/// `/proc/<pid>/status`). The ring buffer's mapping counts as file-backed.
+pub fn rss_split_mib(pid: u32) -> Result<(f64, f64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |field: &str| -> Result<f64> {
+        let line = status
+            .lines()
+            .find(|line| line.starts_with(field))
+            .with_context(|| format!("no {field} line"))?;
+        let value = line.split_whitespace().nth(1).context("empty field")?;
+        Ok(value.parse::<f64>()?)
+    };
+    Ok((kib("RssAnon:")? / 1024.0, kib("RssFile:")? / 1024.0))
+}
+
 /// Resident size of a process's BPF map mappings, in MiB: the ring buffer, whose data
 /// pages the kernel maps twice (so a record that wraps reads contiguously).
 pub fn bpf_map_rss_mib(pid: u32) -> Result<f64> {

@@ -6,6 +6,7 @@ mod bodies;
 mod details;
 mod in_flight;
 mod lost;
+mod memory;
 mod property;
 mod robustness;
 mod sequences;
