@@ -71,8 +71,14 @@ fn two_named_instances_count_13_and_17_requests_apart() {
     ]
     .into();
     let metrics = observer.wait_for_metrics(WAIT, "13 and 17 requests", |m| by_app(m) == want);
-    assert_eq!(metrics.get(WORKERS, &[("app", left_app.as_str())]), Some(2.0));
-    assert_eq!(metrics.get(WORKERS, &[("app", right_app.as_str())]), Some(1.0));
+    assert_eq!(
+        metrics.get(WORKERS, &[("app", left_app.as_str())]),
+        Some(2.0)
+    );
+    assert_eq!(
+        metrics.get(WORKERS, &[("app", right_app.as_str())]),
+        Some(1.0)
+    );
     assert_eq!(slots(&metrics, &left_app).len(), 2);
     assert_eq!(slots(&metrics, &right_app).len(), 1);
 
@@ -83,7 +89,10 @@ fn two_named_instances_count_13_and_17_requests_apart() {
     });
     let want: BTreeMap<_, _> = [((left_app.clone(), "200".to_owned()), 13.0)].into();
     assert_eq!(by_app(&metrics), want);
-    assert_eq!(metrics.get(WORKERS, &[("app", left_app.as_str())]), Some(2.0));
+    assert_eq!(
+        metrics.get(WORKERS, &[("app", left_app.as_str())]),
+        Some(2.0)
+    );
 }
 
 #[test]
