@@ -144,6 +144,19 @@ impl<K: KernelMaps> Pipeline<K> {
         self
     }
 
+    /// Follows at most `max` connections in userspace instead of the kernel map's size. The
+    /// event-decode fuzz target sets a tiny cap so its inputs reach the table-full path.
+    /// Call it before [`Self::with_route_mode`], which keeps the default cap.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.conns = ConnTable::new(max);
+        self
+    }
+
+    /// Connections with HTTP state right now.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
     /// Runs one of the owed quick rescans, if any.
     fn quick_rescan(&mut self) {
         if self.quick_rescans > 0 {

@@ -16,53 +16,9 @@ Routes:
   anything else           404
 """
 
-import tempfile
 import time
 
-CHUNK = 64 * 1024
-
-
-def _respond(start_response, status, body=b""):
-    start_response(
-        status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
-
-
-def _pieces(length):
-    block = b"x" * CHUNK
-    sent = 0
-    while sent < length:
-        part = block[: min(CHUNK, length - sent)]
-        sent += len(part)
-        yield part
-
-
-def _file(environ, start_response, length):
-    # Unlinked: nothing is left behind when the response ends.
-    spool = tempfile.TemporaryFile()
-    for part in _pieces(length):
-        spool.write(part)
-    spool.seek(0)
-    start_response(
-        "200 OK",
-        [("Content-Type", "application/octet-stream"), ("Content-Length", str(length))],
-    )
-    return environ["wsgi.file_wrapper"](spool, CHUNK)
-
-
-def _read_all(stream):
-    total = 0
-    while True:
-        chunk = stream.read(CHUNK)
-        if not chunk:
-            return total
-        total += len(chunk)
-
-
-def _number(path, prefix):
-    rest = path[len(prefix):]
-    return int(rest) if path.startswith(prefix) and rest.isdigit() else None
+from wsgi_parts import file_response, number, pieces, read_all, respond, sized
 
 
 def application(environ, start_response):
@@ -70,27 +26,24 @@ def application(environ, start_response):
     method = environ.get("REQUEST_METHOD", "GET")
 
     if path == "/":
-        return _respond(start_response, "200 OK", b"hello")
-    if (ms := _number(path, "/sleep/")) is not None:
+        return respond(start_response, "200 OK", b"hello")
+    if (ms := number(path, "/sleep/")) is not None:
         time.sleep(ms / 1000)
-        return _respond(start_response, "200 OK", b"slept")
-    if (n := _number(path, "/bytes/")) is not None:
-        start_response(
-            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(n))]
-        )
-        return _pieces(n)
-    if (n := _number(path, "/file/")) is not None:
-        return _file(environ, start_response, n)
-    if (n := _number(path, "/nolength/")) is not None:
+        return respond(start_response, "200 OK", b"slept")
+    if (n := number(path, "/bytes/")) is not None:
+        return sized(start_response, n)
+    if (n := number(path, "/file/")) is not None:
+        return file_response(environ, start_response, n)
+    if (n := number(path, "/nolength/")) is not None:
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return _pieces(n)
-    if (code := _number(path, "/status/")) is not None:
-        return _respond(start_response, f"{code} Whatever")
+        return pieces(n)
+    if (code := number(path, "/status/")) is not None:
+        return respond(start_response, f"{code} Whatever")
     if path.startswith("/items/"):
-        return _respond(start_response, "200 OK", b"item")
+        return respond(start_response, "200 OK", b"item")
     if path == "/upload" and method == "POST":
-        length = _read_all(environ["wsgi.input"])
-        return _respond(start_response, "200 OK", str(length).encode())
+        length = read_all(environ["wsgi.input"])
+        return respond(start_response, "200 OK", str(length).encode())
     if path == "/error":
         raise RuntimeError("requested failure")
-    return _respond(start_response, "404 Not Found")
+    return respond(start_response, "404 Not Found")

@@ -11,20 +11,14 @@ import os
 import subprocess
 import sys
 
-
-def _respond(start_response, status, body=b""):
-    start_response(
-        status,
-        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+from wsgi_parts import respond
 
 
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
 
     if path == "/":
-        return _respond(start_response, "200 OK", b"hello")
+        return respond(start_response, "200 OK", b"hello")
 
     if path == "/spawn":
         done = subprocess.run(
@@ -37,6 +31,6 @@ def application(environ, start_response):
             # The forked copy must not run the worker's loop or flush its buffers.
             os._exit(0)
         os.waitpid(pid, 0)
-        return _respond(start_response, "200 OK", done.stdout.strip())
+        return respond(start_response, "200 OK", done.stdout.strip())
 
-    return _respond(start_response, "404 Not Found")
+    return respond(start_response, "404 Not Found")

@@ -12,50 +12,7 @@ Routes:
   anything else           404
 """
 
-import tempfile
-
-CHUNK = 64 * 1024
-
-
-def _respond(start_response, status, body=b"", headers=()):
-    start_response(
-        status,
-        [("Content-Type", "text/plain"), ("Content-Length", str(len(body))), *headers],
-    )
-    return [body]
-
-
-def _big(length):
-    block = b"x" * CHUNK
-    sent = 0
-    while sent < length:
-        part = block[: min(CHUNK, length - sent)]
-        sent += len(part)
-        yield part
-
-
-def _file(environ, start_response, length):
-    # An unlinked temporary file: nothing is left behind when the response ends.
-    spool = tempfile.TemporaryFile()
-    block = b"y" * CHUNK
-    written = 0
-    while written < length:
-        written += spool.write(block[: min(CHUNK, length - written)])
-    spool.seek(0)
-    start_response(
-        "200 OK",
-        [("Content-Type", "application/octet-stream"), ("Content-Length", str(length))],
-    )
-    return environ["wsgi.file_wrapper"](spool, CHUNK)
-
-
-def _read_all(stream):
-    total = 0
-    while True:
-        chunk = stream.read(CHUNK)
-        if not chunk:
-            return total
-        total += len(chunk)
+from wsgi_parts import file_response, number, read_all, respond, sized
 
 
 def application(environ, start_response):
@@ -63,25 +20,19 @@ def application(environ, start_response):
     method = environ.get("REQUEST_METHOD", "GET")
 
     if path == "/":
-        return _respond(start_response, "200 OK", b"hello")
+        return respond(start_response, "200 OK", b"hello")
 
-    if path.startswith("/big/") and path[5:].isdigit():
-        length = int(path[5:])
-        start_response(
-            "200 OK",
-            [("Content-Type", "text/plain"), ("Content-Length", str(length))],
-        )
-        return _big(length)
+    if (length := number(path, "/big/")) is not None:
+        return sized(start_response, length)
 
-    if path.startswith("/file/") and path[6:].isdigit():
-        return _file(environ, start_response, int(path[6:]))
+    if (length := number(path, "/file/")) is not None:
+        return file_response(environ, start_response, length)
 
-    if path.startswith("/status/") and path[8:].isdigit():
-        code = int(path[8:])
-        return _respond(start_response, f"{code} Whatever")
+    if (code := number(path, "/status/")) is not None:
+        return respond(start_response, f"{code} Whatever")
 
     if path == "/upload" and method == "POST":
-        length = _read_all(environ["wsgi.input"])
-        return _respond(start_response, "200 OK", str(length).encode())
+        length = read_all(environ["wsgi.input"])
+        return respond(start_response, "200 OK", str(length).encode())
 
-    return _respond(start_response, "404 Not Found")
+    return respond(start_response, "404 Not Found")

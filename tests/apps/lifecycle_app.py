@@ -15,32 +15,26 @@ import resource
 import signal
 import time
 
+from wsgi_parts import number, respond
+
 HOG_CHUNK = 16 * 1024 * 1024
-
-
-def _respond(start_response, status, body=b""):
-    start_response(
-        status,
-        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
 
 
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
 
     if path == "/":
-        return _respond(start_response, "200 OK", b"hello")
+        return respond(start_response, "200 OK", b"hello")
 
-    if path.startswith("/sleep/") and path[len("/sleep/"):].isdigit():
-        time.sleep(int(path[len("/sleep/"):]) / 1000)
-        return _respond(start_response, "200 OK", b"slept")
+    if (ms := number(path, "/sleep/")) is not None:
+        time.sleep(ms / 1000)
+        return respond(start_response, "200 OK", b"slept")
 
-    if path.startswith("/stuck/") and path[len("/stuck/"):].isdigit():
+    if (ms := number(path, "/stuck/")) is not None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGABRT})
-        time.sleep(int(path[len("/stuck/"):]) / 1000)
+        time.sleep(ms / 1000)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGABRT})
-        return _respond(start_response, "200 OK", b"slept")
+        return respond(start_response, "200 OK", b"slept")
 
     if path == "/segv":
         # A crash must not leave a core file in the apps directory.
@@ -53,4 +47,4 @@ def application(environ, start_response):
             # Filled with a non-zero byte, so every page is written and resident.
             hoard.append(b"\x01" * HOG_CHUNK)
 
-    return _respond(start_response, "404 Not Found")
+    return respond(start_response, "404 Not Found")

@@ -13,45 +13,34 @@ Routes:
 import threading
 import time
 
+from wsgi_parts import number, respond
+
 # Kept at module level so nothing is closed or joined when a request ends.
 _held_files = []
 _held_threads = []
 _forever = threading.Event()
 
 
-def _respond(start_response, status, body=b""):
-    start_response(
-        status,
-        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
-
-
-def _number(path, prefix):
-    rest = path[len(prefix):]
-    return int(rest) if path.startswith(prefix) and rest.isdigit() else None
-
-
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
 
     if path == "/":
-        return _respond(start_response, "200 OK", b"hello")
+        return respond(start_response, "200 OK", b"hello")
 
-    count = _number(path, "/hold/")
+    count = number(path, "/hold/")
     if count is not None:
         for _ in range(count):
             _held_files.append(open("/dev/null", "rb"))
             thread = threading.Thread(target=_forever.wait, daemon=True)
             thread.start()
             _held_threads.append(thread)
-        return _respond(start_response, "200 OK", b"held")
+        return respond(start_response, "200 OK", b"held")
 
-    millis = _number(path, "/burn/")
+    millis = number(path, "/burn/")
     if millis is not None:
         until = time.process_time() + millis / 1000
         while time.process_time() < until:
             pass
-        return _respond(start_response, "200 OK", repr(time.process_time()).encode())
+        return respond(start_response, "200 OK", repr(time.process_time()).encode())
 
-    return _respond(start_response, "404 Not Found")
+    return respond(start_response, "404 Not Found")

@@ -6,6 +6,8 @@
 //! parent reaps it, the restart is counted, and only when the master is let go does the
 //! instance disappear. The app module's import blocks on a trigger file until then.
 
+mod common;
+
 use std::{path::Path, time::Duration};
 
 use observer_tests::{Gunicorn, GunicornOpts, Metrics, Observer, process};
@@ -78,10 +80,20 @@ fn fail_during_boot(app: &str, mode: &str, reason: &str, exit_code: i32) {
 
 #[test]
 fn an_app_that_fails_to_load_is_an_app_load_error() {
-    fail_during_boot("life-appload", "missing", "app_load_error", 4);
+    fail_during_boot(
+        &common::unique_app("life-appload"),
+        "missing",
+        "app_load_error",
+        4,
+    );
 }
 
 #[test]
 fn an_import_that_raises_is_a_boot_error() {
-    fail_during_boot("life-bootfail", "raise", "boot_error", 3);
+    fail_during_boot(
+        &common::unique_app("life-bootfail"),
+        "raise",
+        "boot_error",
+        3,
+    );
 }

@@ -5,12 +5,14 @@
 mod common;
 
 use std::io::Read as _;
+use std::sync::LazyLock;
 
 use observer_tests::{Conn, Gunicorn, GunicornOpts, Observer};
 
 use common::{by_method_status, expect, settled};
 
-const APP: &str = "data-safety";
+/// Unique to this test process (see `common::unique_app`).
+static APP: LazyLock<String> = LazyLock::new(|| common::unique_app("data-safety"));
 
 /// A value no other test, log line or metric could contain by chance.
 fn unique_secret() -> String {
@@ -43,7 +45,7 @@ fn request_with_secret(secret: &str, body: bool) -> Vec<u8> {
 fn a_secret_in_headers_cookies_and_bodies_never_reaches_metrics_or_logs() {
     let secret = unique_secret();
     let observer = Observer::start(&["--log", "trace"]);
-    let gunicorn = Gunicorn::start(GunicornOpts::gthread(1, 2).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::gthread(1, 2).arg(&format!("--name={}", *APP)));
 
     // Whole requests, and the same bytes dribbled so the secret straddles syscalls.
     let mut conn = Conn::open(gunicorn.addr()).expect("connect");
@@ -63,9 +65,9 @@ fn a_secret_in_headers_cookies_and_bodies_never_reaches_metrics_or_logs() {
     conn.close();
 
     // The app answers GET /echo 404 and echoes a POST's length.
-    let after = settled(&observer, APP, 12.0);
+    let after = settled(&observer, APP.as_str(), 12.0);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, APP.as_str()),
         expect(&[("GET", "404", 6.0), ("POST", "200", 6.0)])
     );
 

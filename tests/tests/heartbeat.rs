@@ -4,6 +4,8 @@
 //! every accept and then at least every `timeout / 2` seconds while idle, but not while a
 //! request runs: a request is exactly when the heartbeat ages.
 
+mod common;
+
 use std::{thread, time::Duration, time::Instant};
 
 use observer_tests::{Gunicorn, GunicornOpts, Metrics, Observer};
@@ -32,7 +34,8 @@ fn age(metrics: &Metrics, app: &str) -> Option<f64> {
 
 #[test]
 fn heartbeat_ages_during_a_3s_request_and_resets_when_it_ends() {
-    let app = "beat-30";
+    let app = common::unique_app("beat-30");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, &["--timeout", "30"]);
     observer.wait_for_metrics(Duration::from_secs(10), "a first heartbeat", |m| {
         age(m, app).is_some()
@@ -69,23 +72,30 @@ fn heartbeat_ages_during_a_3s_request_and_resets_when_it_ends() {
 
 #[test]
 fn timeout_gauge_reads_the_masters_arguments_or_the_default() {
-    let (observer, _short) = start("beat-7", &["-t", "7"]);
-    let _default = Gunicorn::start(GunicornOpts::sync(1).app(APP).arg("--name=beat-default"));
+    let short = common::unique_app("beat-7");
+    let default = common::unique_app("beat-default");
+    let (short, default) = (short.as_str(), default.as_str());
+    let (observer, _short) = start(short, &["-t", "7"]);
+    let _default = Gunicorn::start(
+        GunicornOpts::sync(1)
+            .app(APP)
+            .arg(&format!("--name={default}")),
+    );
     // Other Gunicorns on the host have their own series; only these two instances matter.
     let metrics = observer.wait_for_metrics(Duration::from_secs(10), "two timeouts", |m| {
-        ["beat-7", "beat-default"]
+        [short, default]
             .iter()
             .all(|app| m.get(TIMEOUT, &[("app", app)]).is_some())
     });
-    assert_eq!(metrics.get(TIMEOUT, &[("app", "beat-7")]), Some(7.0));
-    assert_eq!(metrics.get(TIMEOUT, &[("app", "beat-default")]), Some(30.0));
+    assert_eq!(metrics.get(TIMEOUT, &[("app", short)]), Some(7.0));
+    assert_eq!(metrics.get(TIMEOUT, &[("app", default)]), Some(30.0));
 
     // Idle, the `-t 7` worker beats every 3.5 s. Its age, read every second and rendered at
     // each scrape, then climbs towards 3.5 s and never passes 3.5 s + one sample interval.
     let mut oldest: f64 = 0.0;
     let watch = Instant::now();
     while watch.elapsed() < Duration::from_secs(8) {
-        if let Some(a) = age(&observer.metrics(), "beat-7") {
+        if let Some(a) = age(&observer.metrics(), short) {
             oldest = oldest.max(a);
         }
         thread::sleep(Duration::from_millis(100));

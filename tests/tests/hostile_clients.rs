@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpStream};
+use std::sync::LazyLock;
 use std::thread;
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use observer_tests::{Addr, Conn, Gunicorn, GunicornOpts, Metrics, Observer, Proc
 
 use common::{FAILED, access_by_method_status, by_method_status, expect, settled};
 
-const APP: &str = "hostile-clients";
+/// Unique to this test process (see `common::unique_app`).
+static APP: LazyLock<String> = LazyLock::new(|| common::unique_app("hostile-clients"));
 /// Plain GETs on fresh connections, sent from a thread while the hostile clients run.
 const WELL_FORMED: usize = 200;
 /// Keep-alive connections that make one request each and then sit idle.
@@ -145,11 +147,17 @@ fn slowloris(addr: Addr) {
 }
 
 fn busy_workers(metrics: &Metrics) -> f64 {
-    metrics.sum("gunicorn_worker_state", &[("app", APP), ("state", "busy")])
+    metrics.sum(
+        "gunicorn_worker_state",
+        &[("app", APP.as_str()), ("state", "busy")],
+    )
 }
 
 fn client_disconnects(metrics: &Metrics) -> f64 {
-    metrics.sum(FAILED, &[("app", APP), ("error_type", "client_disconnect")])
+    metrics.sum(
+        FAILED,
+        &[("app", APP.as_str()), ("error_type", "client_disconnect")],
+    )
 }
 
 /// A POST whose body stops after 100 of 1000 bytes, reset once the worker is reading it.
@@ -200,7 +208,7 @@ fn hostile_clients_leave_well_formed_counts_exact_and_connection_state_bounded()
     raise_nofile(IDLE as u64 + 1024);
     let gunicorn = Gunicorn::start(
         GunicornOpts::gthread(2, 8)
-            .arg(&format!("--name={APP}"))
+            .arg(&format!("--name={}", *APP))
             .arg("--keep-alive=600")
             .arg("--worker-connections=8000"),
     );
@@ -211,7 +219,7 @@ fn hostile_clients_leave_well_formed_counts_exact_and_connection_state_bounded()
     let view = ProcView::of(&pids);
     let observer = Observer::start(&["--proc-root", view.path().to_str().expect("utf-8")]);
     observer.wait_for_metrics(WAIT, "the instance found", |m| {
-        common::worker_info(m, APP).len() == 2
+        common::worker_info(m, APP.as_str()).len() == 2
     });
     let before = observer.metrics();
     let open_before = before.sum(OPEN_CONNECTIONS, &[]);
@@ -298,9 +306,9 @@ fn hostile_clients_leave_well_formed_counts_exact_and_connection_state_bounded()
         expect(&[("GET", "200", good)]),
         "access log"
     );
-    let after = settled(&observer, APP, good + bad_requests as f64);
+    let after = settled(&observer, APP.as_str(), good + bad_requests as f64);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, APP.as_str()),
         expect(&[("GET", "200", good), ("other", "400", bad_requests as f64)]),
         "observer: the well-formed requests, and Gunicorn's own 400s"
     );
@@ -308,7 +316,7 @@ fn hostile_clients_leave_well_formed_counts_exact_and_connection_state_bounded()
         after.sum(
             FAILED,
             &[
-                ("app", APP),
+                ("app", APP.as_str()),
                 ("method", method),
                 ("error_type", "client_disconnect"),
             ],
@@ -323,7 +331,7 @@ fn hostile_clients_leave_well_formed_counts_exact_and_connection_state_bounded()
         "unanswered ClientHellos"
     );
     assert_eq!(
-        after.sum(FAILED, &[("app", APP)]),
+        after.sum(FAILED, &[("app", APP.as_str())]),
         (RESETS + unanswered) as f64,
         "nothing else failed"
     );

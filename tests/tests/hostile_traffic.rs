@@ -68,12 +68,18 @@ fn silent_connections_count_nothing(opts: GunicornOpts, app: &str) {
 
 #[test]
 fn silent_reset_and_half_closed_connections_count_nothing_on_sync_workers() {
-    silent_connections_count_nothing(GunicornOpts::sync(2), "hostile-silent-sync");
+    silent_connections_count_nothing(
+        GunicornOpts::sync(2),
+        &common::unique_app("hostile-silent-sync"),
+    );
 }
 
 #[test]
 fn silent_reset_and_half_closed_connections_count_nothing_on_gthread_workers() {
-    silent_connections_count_nothing(GunicornOpts::gthread(2, 4), "hostile-silent-gthread");
+    silent_connections_count_nothing(
+        GunicornOpts::gthread(2, 4),
+        &common::unique_app("hostile-silent-gthread"),
+    );
 }
 
 /// A chunked POST of `chunks` chunks of 1000 bytes each, to /upload.
@@ -177,12 +183,20 @@ fn large_messages_count_exactly(opts: GunicornOpts, app: &str, keep_alive: bool)
 
 #[test]
 fn large_heads_bodies_chunked_uploads_and_sendfile_count_exactly_on_sync_workers() {
-    large_messages_count_exactly(GunicornOpts::sync(2), "hostile-large-sync", false);
+    large_messages_count_exactly(
+        GunicornOpts::sync(2),
+        &common::unique_app("hostile-large-sync"),
+        false,
+    );
 }
 
 #[test]
 fn large_heads_bodies_chunked_uploads_and_sendfile_count_exactly_on_gthread_keep_alive() {
-    large_messages_count_exactly(GunicornOpts::gthread(2, 4), "hostile-large-gthread", true);
+    large_messages_count_exactly(
+        GunicornOpts::gthread(2, 4),
+        &common::unique_app("hostile-large-gthread"),
+        true,
+    );
 }
 
 fn unix_socket_counts_exactly(opts: GunicornOpts, app: &str, keep_alive: bool) {
@@ -227,10 +241,18 @@ fn unix_socket_counts_exactly(opts: GunicornOpts, app: &str, keep_alive: bool) {
 
 #[test]
 fn unix_socket_bind_counts_exactly_on_sync_workers() {
-    unix_socket_counts_exactly(GunicornOpts::sync(2), "hostile-unix-sync", false);
+    unix_socket_counts_exactly(
+        GunicornOpts::sync(2),
+        &common::unique_app("hostile-unix-sync"),
+        false,
+    );
 }
 
 #[test]
 fn unix_socket_bind_counts_exactly_on_gthread_workers() {
-    unix_socket_counts_exactly(GunicornOpts::gthread(2, 4), "hostile-unix-gthread", true);
+    unix_socket_counts_exactly(
+        GunicornOpts::gthread(2, 4),
+        &common::unique_app("hostile-unix-gthread"),
+        true,
+    );
 }

@@ -1,6 +1,8 @@
 //! Several Gunicorn instances side by side, and processes a worker starts itself: each
 //! instance has its own `app` series, and a worker's children are never workers.
 
+mod common;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use observer_tests::{Gunicorn, GunicornOpts, Metrics, Observer};
@@ -27,7 +29,7 @@ fn by_app(metrics: &Metrics) -> BTreeMap<(String, String), f64> {
     let mut counts = BTreeMap::new();
     for sample in metrics.series(REQUESTS) {
         let app = sample.label("app").unwrap_or_default().to_owned();
-        if !app.starts_with("inst-") {
+        if !app.starts_with("inst-") || !app.ends_with(&format!("-{}", std::process::id())) {
             continue;
         }
         let status = sample.label("status").unwrap_or_default().to_owned();
@@ -51,8 +53,10 @@ fn slots(metrics: &Metrics, app: &str) -> BTreeMap<String, String> {
 #[test]
 fn two_named_instances_count_13_and_17_requests_apart() {
     let observer = Observer::start(&[]);
-    let left = start("inst-left", "app:application", 2);
-    let right = start("inst-right", "app:application", 1);
+    let left_app = common::unique_app("inst-left");
+    let right_app = common::unique_app("inst-right");
+    let left = start(&left_app, "app:application", 2);
+    let right = start(&right_app, "app:application", 1);
 
     for _ in 0..13 {
         assert_eq!(left.get("/").status, 200);
@@ -62,29 +66,39 @@ fn two_named_instances_count_13_and_17_requests_apart() {
     }
 
     let want: BTreeMap<_, _> = [
-        (("inst-left".to_owned(), "200".to_owned()), 13.0),
-        (("inst-right".to_owned(), "200".to_owned()), 17.0),
+        ((left_app.clone(), "200".to_owned()), 13.0),
+        ((right_app.clone(), "200".to_owned()), 17.0),
     ]
     .into();
     let metrics = observer.wait_for_metrics(WAIT, "13 and 17 requests", |m| by_app(m) == want);
-    assert_eq!(metrics.get(WORKERS, &[("app", "inst-left")]), Some(2.0));
-    assert_eq!(metrics.get(WORKERS, &[("app", "inst-right")]), Some(1.0));
-    assert_eq!(slots(&metrics, "inst-left").len(), 2);
-    assert_eq!(slots(&metrics, "inst-right").len(), 1);
+    assert_eq!(
+        metrics.get(WORKERS, &[("app", left_app.as_str())]),
+        Some(2.0)
+    );
+    assert_eq!(
+        metrics.get(WORKERS, &[("app", right_app.as_str())]),
+        Some(1.0)
+    );
+    assert_eq!(slots(&metrics, &left_app).len(), 2);
+    assert_eq!(slots(&metrics, &right_app).len(), 1);
 
     // One instance stopping takes only its own series.
     drop(right);
     let metrics = observer.wait_for_metrics(WAIT, "the right instance gone", |m| {
-        m.get(WORKERS, &[("app", "inst-right")]).is_none()
+        m.get(WORKERS, &[("app", right_app.as_str())]).is_none()
     });
-    let want: BTreeMap<_, _> = [(("inst-left".to_owned(), "200".to_owned()), 13.0)].into();
+    let want: BTreeMap<_, _> = [((left_app.clone(), "200".to_owned()), 13.0)].into();
     assert_eq!(by_app(&metrics), want);
-    assert_eq!(metrics.get(WORKERS, &[("app", "inst-left")]), Some(2.0));
+    assert_eq!(
+        metrics.get(WORKERS, &[("app", left_app.as_str())]),
+        Some(2.0)
+    );
 }
 
 #[test]
 fn processes_a_worker_forks_are_not_workers() {
-    let app = "inst-forker";
+    let app = common::unique_app("inst-forker");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
     let gunicorn = start(app, "forking_app:application", 2);
     let before = observer.wait_for_metrics(WAIT, "two workers", |m| slots(m, app).len() == 2);

@@ -106,9 +106,10 @@ impl Drop for Daemon {
 
 #[test]
 fn daemonized_gunicorn_is_counted_from_its_first_request() {
-    const APP: &str = "launch-daemon";
+    let app = common::unique_app("launch-daemon");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
-    let daemon = Daemon::start(APP);
+    let daemon = Daemon::start(app);
 
     // Sent right after boot, as a deploy's smoke check would.
     for _ in 0..20 {
@@ -117,9 +118,9 @@ fn daemonized_gunicorn_is_counted_from_its_first_request() {
     }
     assert_eq!(daemon.access_entries(20).len(), 20);
 
-    let after = settled(&observer, APP, 20.0);
+    let after = settled(&observer, app, 20.0);
     assert_eq!(
-        total(&after, APP),
+        total(&after, app),
         20.0,
         "requests to the daemonized instance"
     );
@@ -140,9 +141,10 @@ fn gunicornc(socket: &Path, command: &str) -> String {
 
 #[test]
 fn control_socket_commands_are_not_requests() {
-    const APP: &str = "launch-control";
+    let app = common::unique_app("launch-control");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     let socket: PathBuf = gunicorn.dir().join("gunicorn.ctl");
     let before = observer.metrics();
 
@@ -155,9 +157,9 @@ fn control_socket_commands_are_not_requests() {
     }
 
     gunicorn.wait_for_access_entries(5, Duration::from_secs(10));
-    let after = settled(&observer, APP, 5.0);
+    let after = settled(&observer, app, 5.0);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, app),
         expect(&[("GET", "200", 5.0)])
     );
     let unattributed = after.sum(UNATTRIBUTED, &[]) - before.sum(UNATTRIBUTED, &[]);

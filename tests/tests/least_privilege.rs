@@ -38,7 +38,8 @@ fn setpriv(caps: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_documented_capabilities_are_enough_to_count_exactly() {
-    const APP: &str = "least-privilege";
+    let app = common::unique_app("least-privilege");
+    let app = app.as_str();
     let wrapper = setpriv(&MINIMAL);
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let observer = Observer::start_wrapped(&wrapper, &[]);
@@ -66,16 +67,16 @@ fn the_documented_capabilities_are_enough_to_count_exactly() {
         "exactly the minimal set"
     );
 
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     for _ in 0..20 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
     for _ in 0..5 {
         assert_eq!(gunicorn.get("/status/404").status, 404);
     }
-    let after = settled(&observer, APP, 25.0);
+    let after = settled(&observer, app, 25.0);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, app),
         expect(&[("GET", "200", 20.0), ("GET", "404", 5.0)])
     );
 }

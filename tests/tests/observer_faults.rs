@@ -11,25 +11,11 @@ use std::time::{Duration, Instant};
 
 use observer_tests::{Addr, Gunicorn, GunicornOpts, Observer, http, process};
 
-use common::{UNATTRIBUTED, by_method_status, expect, settled, total, worker_info};
+use common::{UNATTRIBUTED, by_method_status, expect, held_bpf_ids, settled, total, worker_info};
 
 /// The README's promise for SIGTERM.
 const SIGTERM_EXIT_LIMIT: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Ids of the BPF programs and maps a process holds open, from its fds' fdinfo.
-fn held_bpf_ids(pid: u32, field: &str) -> BTreeSet<u32> {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("reading {dir}: {err}"));
-    entries
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
-        .filter_map(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix(field))
-                .and_then(|id| id.trim().parse().ok())
-        })
-        .collect()
-}
 
 /// Program ids in `bpftool prog list`, the operator's view of what is loaded.
 fn bpftool_program_ids() -> BTreeSet<u32> {
@@ -90,8 +76,9 @@ fn run_wrk(addr: &Addr, seconds: u32) -> (u64, u64, u64) {
 
 #[test]
 fn sigkill_under_wrk_load_harms_no_request_and_leaves_no_program() {
-    const APP: &str = "faults-sigkill-load";
-    let gunicorn = Gunicorn::start(GunicornOpts::gthread(2, 4).arg(&format!("--name={APP}")));
+    let app = common::unique_app("faults-sigkill-load");
+    let app = app.as_str();
+    let gunicorn = Gunicorn::start(GunicornOpts::gthread(2, 4).arg(&format!("--name={app}")));
     let first = Observer::start(&[]);
     let ours = held_bpf_ids(first.pid(), "prog_id:");
     let listed = bpftool_program_ids();
@@ -139,13 +126,13 @@ fn sigkill_under_wrk_load_harms_no_request_and_leaves_no_program() {
     let second = Observer::start(&[]);
     let workers = gunicorn.worker_pids();
     let seen = second.wait_for_metrics(WAIT, "every worker picked up again", |m| {
-        let pids: Vec<u32> = worker_info(m, APP)
+        let pids: Vec<u32> = worker_info(m, app)
             .into_iter()
             .map(|(_, pid)| pid)
             .collect();
         pids.iter().copied().collect::<BTreeSet<_>>() == workers.iter().copied().collect()
     });
-    assert_eq!(worker_info(&seen, APP).len(), 2);
+    assert_eq!(worker_info(&seen, app).len(), 2);
     // Every request of a wrk run that starts after it is counted: exactly the access log's.
     let logged_before = gunicorn.access_log().len();
     let (requests, socket_errors, non_2xx) = run_wrk(gunicorn.addr(), 2);
@@ -161,9 +148,9 @@ fn sigkill_under_wrk_load_harms_no_request_and_leaves_no_program() {
     let seen = |m: &observer_tests::Metrics| {
         let disconnects = m.sum(
             common::FAILED,
-            &[("app", APP), ("error_type", "client_disconnect")],
+            &[("app", app), ("error_type", "client_disconnect")],
         );
-        (total(m, APP), disconnects)
+        (total(m, app), disconnects)
     };
     let deadline = Instant::now() + WAIT;
     while {
@@ -188,13 +175,14 @@ fn sigkill_under_wrk_load_harms_no_request_and_leaves_no_program() {
 
 #[test]
 fn sigterm_drains_and_exits_within_two_seconds() {
-    const APP: &str = "faults-sigterm";
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let app = common::unique_app("faults-sigterm");
+    let app = app.as_str();
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     let observer = Observer::start(&[]);
     for _ in 0..20 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
-    settled(&observer, APP, 20.0);
+    settled(&observer, app, 20.0);
 
     let logs_before_stop = observer.stderr();
     assert!(!logs_before_stop.contains("event loop drained"));
@@ -275,13 +263,14 @@ fn kernel_tracks(observer: &Observer, pid: u32) -> bool {
 
 #[test]
 fn reused_pids_of_a_killed_master_and_its_workers_are_never_workers() {
-    const APP: &str = "faults-pid-reuse";
+    let app = common::unique_app("faults-pid-reuse");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     for _ in 0..5 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
-    settled(&observer, APP, 5.0);
+    settled(&observer, app, 5.0);
     let master = gunicorn.master_pid();
     let workers = gunicorn.worker_pids();
     assert_eq!(workers.len(), 2);
@@ -304,7 +293,7 @@ fn reused_pids_of_a_killed_master_and_its_workers_are_never_workers() {
         "the orphaned workers did not exit and get reaped"
     );
     observer.wait_for_metrics(WAIT, "the dead instance's series gone", |m| {
-        worker_info(m, APP).is_empty() && total(m, APP) == 0.0
+        worker_info(m, app).is_empty() && total(m, app) == 0.0
     });
 
     let before = observer.metrics();
@@ -346,7 +335,7 @@ fn reused_pids_of_a_killed_master_and_its_workers_are_never_workers() {
         "impostors taken for workers: {as_worker:?}"
     );
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, app),
         expect(&[]),
         "nothing counted for the dead instance"
     );

@@ -4,30 +4,15 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
 use observer_tests::{Conn, Gunicorn, GunicornOpts, Observer, process};
 
-use common::{by_method_status, expect, settled, total};
+use common::{by_method_status, expect, held_bpf_ids, settled, total};
 
 /// `BPF_PROG_GET_FD_BY_ID` from the kernel's `enum bpf_cmd`.
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-
-/// The ids of the BPF programs a process holds open, from its fds' fdinfo.
-fn held_program_ids(pid: u32) -> BTreeSet<u32> {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("reading {dir}: {err}"));
-    entries
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
-        .filter_map(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("prog_id:"))
-                .and_then(|id| id.trim().parse().ok())
-        })
-        .collect()
-}
 
 /// Whether a BPF program with this id is still loaded anywhere in the kernel.
 fn program_exists(id: u32) -> bool {
@@ -58,17 +43,18 @@ fn program_exists(id: u32) -> bool {
 
 #[test]
 fn sigkill_leaves_no_programs_and_a_restarted_observer_counts_exactly() {
-    const APP: &str = "restart-sigkill";
-    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={APP}")));
+    let app = common::unique_app("restart-sigkill");
+    let app = app.as_str();
+    let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
 
     let first = Observer::start(&[]);
-    let programs = held_program_ids(first.pid());
+    let programs = held_bpf_ids(first.pid(), "prog_id:");
     assert!(!programs.is_empty(), "the observer holds no BPF programs");
     for _ in 0..10 {
         assert_eq!(gunicorn.get("/").status, 200);
     }
-    let seen = settled(&first, APP, 10.0);
-    assert_eq!(total(&seen, APP), 10.0);
+    let seen = settled(&first, app, 10.0);
+    assert_eq!(total(&seen, app), 10.0);
 
     process::signal(first.pid(), libc::SIGKILL).expect("SIGKILL");
     let status = first.stop();
@@ -101,20 +87,21 @@ fn sigkill_leaves_no_programs_and_a_restarted_observer_counts_exactly() {
         assert_eq!(gunicorn.get("/status/404").status, 404);
     }
     gunicorn.wait_for_access_entries(70, Duration::from_secs(10));
-    let after = settled(&second, APP, 55.0);
+    let after = settled(&second, app, 55.0);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, app),
         expect(&[("GET", "200", 50.0), ("GET", "404", 5.0)])
     );
 }
 
 #[test]
 fn keep_alive_connection_from_before_the_observer_is_counted_from_its_next_request() {
-    const APP: &str = "restart-keepalive";
+    let app = common::unique_app("restart-keepalive");
+    let app = app.as_str();
     // A long keep-alive, as behind a proxy that pools its upstream connections.
     let gunicorn = Gunicorn::start(
         GunicornOpts::gthread(1, 2)
-            .arg(&format!("--name={APP}"))
+            .arg(&format!("--name={app}"))
             .arg("--keep-alive=60"),
     );
     let mut pooled = Conn::open(gunicorn.addr()).expect("connect");
@@ -135,9 +122,9 @@ fn keep_alive_connection_from_before_the_observer_is_counted_from_its_next_reque
     pooled.close();
 
     gunicorn.wait_for_access_entries(13, Duration::from_secs(10));
-    let after = settled(&observer, APP, 10.0);
+    let after = settled(&observer, app, 10.0);
     assert_eq!(
-        by_method_status(&after, APP),
+        by_method_status(&after, app),
         expect(&[("GET", "200", 5.0), ("GET", "404", 5.0)]),
         "the 5 requests on the pooled connection after the observer started"
     );

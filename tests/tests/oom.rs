@@ -4,6 +4,8 @@
 //! The test makes its own memory cgroup under the one it runs in, moves only the Gunicorn
 //! worker into it (never the master, the observer or itself), and removes it afterwards.
 
+mod common;
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -105,7 +107,8 @@ fn controller_path<'a>(cgroups: &'a str, controller: &str) -> Option<&'a str> {
 
 #[test]
 fn a_worker_killed_by_the_oom_killer_is_an_oom_kill() {
-    let app = "life-oom";
+    let app = common::unique_app("life-oom");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(
         GunicornOpts::sync(1)

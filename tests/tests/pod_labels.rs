@@ -3,6 +3,8 @@
 //! and every series of an instance in a pod carries that pod's names; an instance outside
 //! any pod carries none.
 
+mod common;
+
 use std::time::Duration;
 
 use observer_tests::{
@@ -21,7 +23,7 @@ fn labels_by_app(metrics: &Metrics) -> Vec<(String, [String; 3], f64)> {
     let mut out: Vec<(String, [String; 3], f64)> = Vec::new();
     for sample in metrics.series(REQUESTS) {
         let app = sample.label("app").unwrap_or_default();
-        if !app.starts_with("podlabels-") {
+        if !app.starts_with("podlabels-") || !app.ends_with(&format!("-{}", std::process::id())) {
             continue;
         }
         let names = ["namespace", "pod", "container"]
@@ -48,6 +50,8 @@ fn start(cgroups: &PodCgroups, pod: Option<&FakePod>, name: &str) -> Gunicorn {
 
 #[test]
 fn instances_in_pods_carry_the_kubelets_names_and_others_none() {
+    let [early_app, late_app, plain_app] =
+        ["podlabels-early", "podlabels-late", "podlabels-plain"].map(common::unique_app);
     let cgroups = PodCgroups::new();
     let early_pod = cgroups.pod(1, "shop", "shop-5c7d9-x2x8k");
     let late_pod = cgroups.pod(2, "billing", "billing-0");
@@ -55,15 +59,15 @@ fn instances_in_pods_carry_the_kubelets_names_and_others_none() {
 
     // One master found by the observer's first /proc scan, one by its exec event, and one
     // outside any pod.
-    let early = start(&cgroups, Some(&early_pod), "podlabels-early");
+    let early = start(&cgroups, Some(&early_pod), &early_app);
     let observer = Observer::start(&[
         "--kube-pods-url",
         &kubelet.url(),
         "--kube-refresh-secs",
         "1",
     ]);
-    let late = start(&cgroups, Some(&late_pod), "podlabels-late");
-    let plain = start(&cgroups, None, "podlabels-plain");
+    let late = start(&cgroups, Some(&late_pod), &late_app);
+    let plain = start(&cgroups, None, &plain_app);
 
     for (gunicorn, count) in [(&early, 5), (&late, 3), (&plain, 2)] {
         for _ in 0..count {
@@ -74,7 +78,7 @@ fn instances_in_pods_carry_the_kubelets_names_and_others_none() {
     let dash = || "-".to_owned();
     let expected = vec![
         (
-            "podlabels-early".to_owned(),
+            early_app.clone(),
             [
                 "shop".to_owned(),
                 "shop-5c7d9-x2x8k".to_owned(),
@@ -83,7 +87,7 @@ fn instances_in_pods_carry_the_kubelets_names_and_others_none() {
             5.0,
         ),
         (
-            "podlabels-late".to_owned(),
+            late_app.clone(),
             [
                 "billing".to_owned(),
                 "billing-0".to_owned(),
@@ -91,7 +95,7 @@ fn instances_in_pods_carry_the_kubelets_names_and_others_none() {
             ],
             3.0,
         ),
-        ("podlabels-plain".to_owned(), [dash(), dash(), dash()], 2.0),
+        (plain_app.clone(), [dash(), dash(), dash()], 2.0),
     ];
     let metrics = observer.wait_for_metrics(WAIT, "pod labels on every instance", |m| {
         labels_by_app(m) == expected
@@ -100,7 +104,7 @@ fn instances_in_pods_carry_the_kubelets_names_and_others_none() {
     // Not only the request series: the instance's gauges carry the same labels.
     let workers: Vec<(Option<&str>, Option<&str>, f64)> = metrics
         .series(WORKERS)
-        .filter(|s| s.label("app") == Some("podlabels-late"))
+        .filter(|s| s.label("app") == Some(late_app.as_str()))
         .map(|s| (s.label("namespace"), s.label("pod"), s.value))
         .collect();
     assert_eq!(workers, [(Some("billing"), Some("billing-0"), 2.0)]);

@@ -3,6 +3,8 @@
 //! traffic, loads deploy/prometheus/alerts.yaml, and answers every dashboard query and every
 //! selector of every alert through its HTTP API.
 
+mod common;
+
 use std::{
     collections::BTreeSet,
     fs,
@@ -291,7 +293,7 @@ fn every_dashboard_query_and_alert_selector_has_data() {
     let gunicorn = cgroups.start_in(
         &pod,
         GunicornOpts::sync(2)
-            .arg("--name=e2e-shop")
+            .arg(&format!("--name={}", common::unique_app("e2e-shop")))
             .arg("--max-requests=10"),
     );
     let observer = Observer::start(&[

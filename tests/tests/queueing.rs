@@ -9,6 +9,8 @@
 //! `tcp_listendrop()`; closing the client socket before its 1 s SYN retransmit means each
 //! extra client costs exactly one drop.
 
+mod common;
+
 use std::{
     net::SocketAddr,
     thread,
@@ -102,7 +104,8 @@ fn lone_syn(addr: SocketAddr) -> i32 {
 
 #[test]
 fn a_flooded_tcp_listener_shows_depth_overflows_and_queue_wait() {
-    let app = "queue-tcp";
+    let app = common::unique_app("queue-tcp");
+    let app = app.as_str();
     let observer = Observer::start(OBSERVER_ARGS);
     let gunicorn = Gunicorn::start(
         GunicornOpts::sync(1)
@@ -183,7 +186,8 @@ fn a_flooded_tcp_listener_shows_depth_overflows_and_queue_wait() {
 
 #[test]
 fn a_unix_listener_shows_its_depth_and_backlog() {
-    let app = "queue-unix";
+    let app = common::unique_app("queue-unix");
+    let app = app.as_str();
     let observer = Observer::start(OBSERVER_ARGS);
     let gunicorn = Gunicorn::start(
         GunicornOpts::sync(1)
@@ -229,7 +233,8 @@ fn a_unix_listener_shows_its_depth_and_backlog() {
 /// never make them look gone.
 #[test]
 fn every_accept_of_a_recycling_instance_is_timed() {
-    let app = "queue-recycle";
+    let app = common::unique_app("queue-recycle");
+    let app = app.as_str();
     let observer = Observer::start(&["--sample-secs", "3600"]);
     let gunicorn = Gunicorn::start(
         GunicornOpts::sync(1)

@@ -151,9 +151,10 @@ fn run(opts: GunicornOpts, app: &str, observer_first: bool, keep_alive: bool) {
 
 #[test]
 fn sync_workers_observer_started_first() {
+    let app = common::unique_app("sync-first");
     run(
-        GunicornOpts::sync(2).arg("--name=sync-first"),
-        "sync-first",
+        GunicornOpts::sync(2).arg(&format!("--name={app}")),
+        &app,
         true,
         false,
     );
@@ -161,9 +162,10 @@ fn sync_workers_observer_started_first() {
 
 #[test]
 fn sync_workers_observer_started_after_gunicorn() {
+    let app = common::unique_app("sync-after");
     run(
-        GunicornOpts::sync(2).arg("--name=sync-after"),
-        "sync-after",
+        GunicornOpts::sync(2).arg(&format!("--name={app}")),
+        &app,
         false,
         false,
     );
@@ -171,9 +173,10 @@ fn sync_workers_observer_started_after_gunicorn() {
 
 #[test]
 fn gthread_workers_observer_started_first() {
+    let app = common::unique_app("gthread-first");
     run(
-        GunicornOpts::gthread(2, 4).arg("--name=gthread-first"),
-        "gthread-first",
+        GunicornOpts::gthread(2, 4).arg(&format!("--name={app}")),
+        &app,
         true,
         true,
     );
@@ -181,9 +184,10 @@ fn gthread_workers_observer_started_first() {
 
 #[test]
 fn gthread_workers_observer_started_after_gunicorn() {
+    let app = common::unique_app("gthread-after");
     run(
-        GunicornOpts::gthread(2, 4).arg("--name=gthread-after"),
-        "gthread-after",
+        GunicornOpts::gthread(2, 4).arg(&format!("--name={app}")),
+        &app,
         false,
         true,
     );

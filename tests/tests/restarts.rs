@@ -2,6 +2,8 @@
 //! one: a timeout (handled and unhandled SIGABRT), max-requests, a HUP reload, TTIN then
 //! TTOU, a segfault, and a stranger's SIGTERM.
 
+mod common;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use observer_tests::{Gunicorn, GunicornOpts, Metrics, Observer, process, request};
@@ -78,7 +80,8 @@ fn settle(observer: &Observer, app: &str, want: &BTreeMap<String, f64>, workers:
 
 #[test]
 fn a_timed_out_request_is_one_timeout_restart_and_fails_as_timeout() {
-    let app = "life-timeout";
+    let app = common::unique_app("life-timeout");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 1, &["--timeout=2"]);
 
     // The master's SIGABRT turns into SystemExit inside the app; Gunicorn answers 500.
@@ -116,7 +119,8 @@ fn a_timed_out_request_is_one_timeout_restart_and_fails_as_timeout() {
 
 #[test]
 fn a_timeout_that_needs_sigkill_is_still_a_timeout_not_oom() {
-    let app = "life-stuck";
+    let app = common::unique_app("life-stuck");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 1, &["--timeout=2"]);
 
     // SIGABRT stays blocked, so the master's next pass sends SIGKILL and Gunicorn logs its
@@ -139,7 +143,8 @@ fn a_timeout_that_needs_sigkill_is_still_a_timeout_not_oom() {
 
 #[test]
 fn max_requests_restarts_twice_in_25_requests_and_counts_all_25() {
-    let app = "life-maxreq";
+    let app = common::unique_app("life-maxreq");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 1, &["--max-requests=10"]);
 
     for _ in 0..25 {
@@ -163,7 +168,8 @@ fn max_requests_restarts_twice_in_25_requests_and_counts_all_25() {
 
 #[test]
 fn hup_reloads_both_workers() {
-    let app = "life-reload";
+    let app = common::unique_app("life-reload");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 2, &[]);
     let old = gunicorn.worker_pids();
     observer.wait_for_metrics(SETTLE, "both workers", |m| slots(m, app).len() == 2);
@@ -194,7 +200,8 @@ fn hup_reloads_both_workers() {
 
 #[test]
 fn ttin_then_ttou_is_one_scale_up_and_one_scale_down_and_the_slot_goes() {
-    let app = "life-scale";
+    let app = common::unique_app("life-scale");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 2, &[]);
     observer.wait_for_metrics(SETTLE, "both workers", |m| slots(m, app).len() == 2);
 
@@ -250,7 +257,8 @@ fn ttin_then_ttou_is_one_scale_up_and_one_scale_down_and_the_slot_goes() {
 
 #[test]
 fn a_segfault_is_a_crash_and_its_request_fails_as_crash() {
-    let app = "life-segv";
+    let app = common::unique_app("life-segv");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 1, &[]);
 
     let response = request(gunicorn.addr(), "GET", "/segv", None, false);
@@ -264,7 +272,8 @@ fn a_segfault_is_a_crash_and_its_request_fails_as_crash() {
 
 #[test]
 fn a_sigterm_from_outside_is_an_external_signal() {
-    let app = "life-external";
+    let app = common::unique_app("life-external");
+    let app = app.as_str();
     let (observer, gunicorn) = start(app, 1, &[]);
     let worker = gunicorn.worker_pids()[0];
     observer.wait_for_metrics(SETTLE, "the worker", |m| slots(m, app).len() == 1);

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::LazyLock;
 use std::thread;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use observer_tests::{Gunicorn, GunicornOpts, Metrics, Observer, ProcView, http};
 
 use common::{FAILED, REQUESTS, by_method_status, expect, total};
 
-const APP: &str = "ring-overflow";
+/// Unique to this test process (see `common::unique_app`).
+static APP: LazyLock<String> = LazyLock::new(|| common::unique_app("ring-overflow"));
 /// Two pages: room for a few requests' records between drains.
 const RING_BYTES: &str = "8192";
 /// Drain four times a second: a burst outruns that, one request at a time does not.
@@ -33,12 +35,12 @@ fn lost(metrics: &Metrics) -> f64 {
 }
 
 fn failed(metrics: &Metrics, error_type: &str) -> f64 {
-    metrics.sum(FAILED, &[("app", APP), ("error_type", error_type)])
+    metrics.sum(FAILED, &[("app", APP.as_str()), ("error_type", error_type)])
 }
 
 #[test]
 fn overflow_is_counted_lost_requests_are_unknown_and_counting_recovers() {
-    let gunicorn = Gunicorn::start(GunicornOpts::gthread(2, 4).arg(&format!("--name={APP}")));
+    let gunicorn = Gunicorn::start(GunicornOpts::gthread(2, 4).arg(&format!("--name={}", *APP)));
     // Only this Gunicorn: another one's traffic on the host would overflow the tiny ring too.
     let mut pids = gunicorn.worker_pids();
     pids.push(gunicorn.master_pid());
@@ -53,7 +55,7 @@ fn overflow_is_counted_lost_requests_are_unknown_and_counting_recovers() {
         proc_root,
     ]);
     observer.wait_for_metrics(WAIT, "the instance found", |m| {
-        common::worker_info(m, APP).len() == 2
+        common::worker_info(m, APP.as_str()).len() == 2
     });
     let before = observer.metrics();
     assert_eq!(lost(&before), 0.0, "the series exists at zero");
@@ -79,7 +81,7 @@ fn overflow_is_counted_lost_requests_are_unknown_and_counting_recovers() {
     let overflowed = observer.wait_for_metrics(WAIT, "ring-buffer drops counted", |m| {
         ring_full(m) > ring_full(&before)
     });
-    let counted = total(&overflowed, APP);
+    let counted = total(&overflowed, APP.as_str());
     eprintln!(
         "burst of {burst_total}: {counted} counted, {} records dropped",
         ring_full(&overflowed) - ring_full(&before),
@@ -90,7 +92,7 @@ fn overflow_is_counted_lost_requests_are_unknown_and_counting_recovers() {
     );
     // What was counted is exact: nothing lost passed off as another status.
     assert_eq!(
-        by_method_status(&overflowed, APP),
+        by_method_status(&overflowed, APP.as_str()),
         expect(&[("GET", "200", counted)])
     );
 
@@ -102,14 +104,14 @@ fn overflow_is_counted_lost_requests_are_unknown_and_counting_recovers() {
         assert_eq!(gunicorn.get("/").status, 200);
         expected += 1.0;
         observer.wait_for_metrics(WAIT, "the request after the burst counted", |m| {
-            total(m, APP) == expected
+            total(m, APP.as_str()) == expected
         });
     }
     gunicorn.wait_for_access_entries(burst_total + AFTER, WAIT);
     std::thread::sleep(Duration::from_secs(2));
     let after = observer.metrics();
     assert_eq!(
-        after.sum(REQUESTS, &[("app", APP)]) - counted,
+        after.sum(REQUESTS, &[("app", APP.as_str())]) - counted,
         AFTER as f64,
         "every request after the burst counted once"
     );

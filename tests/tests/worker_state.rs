@@ -2,6 +2,8 @@
 //! blocked at zero CPU (here, sleeping as a slow upstream call would), and its busy seconds
 //! count that time once however many requests overlap.
 
+mod common;
+
 use std::{
     thread,
     time::{Duration, Instant},
@@ -45,7 +47,8 @@ fn requests(gunicorn: &Gunicorn, paths: &[&str], gap: Duration) -> Duration {
 
 #[test]
 fn a_sync_worker_is_busy_during_a_request_and_idle_after() {
-    let app = "life-busy";
+    let app = common::unique_app("life-busy");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(
         GunicornOpts::sync(1)
@@ -83,7 +86,8 @@ fn a_sync_worker_is_busy_during_a_request_and_idle_after() {
 
 #[test]
 fn overlapping_requests_on_a_gthread_worker_count_their_union() {
-    let app = "life-busy-threads";
+    let app = common::unique_app("life-busy-threads");
+    let app = app.as_str();
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(
         GunicornOpts::gthread(1, 4)

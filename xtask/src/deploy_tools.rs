@@ -88,20 +88,7 @@ fn ensure_validator(root: &Path) -> Result<()> {
     }
 
     println!("installing: venv {} with {VALIDATOR}", venv.display());
-    Cmd::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .run()?;
-    Cmd::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .arg(VALIDATOR)
-        .run()?;
+    crate::venv::create(&venv, [VALIDATOR])?;
     let Some(version) = Cmd::new(&validator).arg("--version").probe_ok() else {
         bail!("kubernetes-validate does not run from the fresh venv");
     };

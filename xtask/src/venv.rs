@@ -1,5 +1,6 @@
 //! The Python venv holding the pinned Gunicorn the integration tests and benchmarks run.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -58,22 +59,7 @@ fn ensure_one(venv: &Path, requirements_path: &Path) -> Result<()> {
         (Some(_), Some(_)) => "requirements changed",
     };
     println!("installing: venv {} ({why})", venv.display());
-    // --clear drops packages a previous set of requirements pulled in.
-    Cmd::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .run()?;
-    Cmd::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .arg("-r")
-        .arg(requirements_path)
-        .run()?;
+    create(&venv, [OsStr::new("-r"), requirements_path.as_os_str()])?;
 
     // What pip resolved, for the log: the pins say what we asked for, this what we got.
     Cmd::new(venv.join("bin/python"))
@@ -87,6 +73,34 @@ fn ensure_one(venv: &Path, requirements_path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", stamp_path.display()))?;
     println!("ok: venv {} ({version})", venv.display());
     Ok(())
+}
+
+/// Makes `venv` afresh and installs into it what `pip_args` name (packages, or `-r FILE`).
+/// `--clear` drops packages a previous set of requirements pulled in.
+pub fn create<S: AsRef<OsStr>>(venv: &Path, pip_args: impl IntoIterator<Item = S>) -> Result<()> {
+    Cmd::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(venv)
+        .run()?;
+    pip_install(&venv.join("bin/python"), pip_args)
+}
+
+/// Runs `python -m pip install` quietly about itself with `pip_args` (packages, `-r FILE`,
+/// `--target DIR`).
+pub fn pip_install<S: AsRef<OsStr>>(
+    python: &Path,
+    pip_args: impl IntoIterator<Item = S>,
+) -> Result<()> {
+    Cmd::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
+        .args(pip_args)
+        .run()
 }
 
 /// `gunicorn (version 27.0.1)` as `gunicorn 27.0.1`, or `None` if it does not run.

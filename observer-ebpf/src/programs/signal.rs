@@ -1,6 +1,10 @@
 //! Signals to tracked processes and OOM kills of them: what tells a worker's restart reasons
 //! apart (the master's SIGABRT on timeout, HUP/TTIN/TTOU to the master, a stranger's kill).
 //!
+//! `signal:signal_generate` fires for every signal on the node; only those aimed at a tracked
+//! process (or at a tracked thread faulting itself) are sent, with sender, target, signal,
+//! `si_code` and result. `oom:mark_victim` is sent when the victim is tracked.
+//!
 //! Both are plain tracepoints whose record layouts are read from tracefs by userspace (see
 //! `observer_ebpf::layout`); nothing here assumes one kernel's offsets.
 

@@ -1,79 +1,121 @@
-//! Event decoding fed arbitrary ring-buffer records, and every event it accepts fed on to
-//! the connection table as the pipeline would: decoding must reject, never panic, and what
-//! it accepts must respect the capture bound.
+//! Arbitrary ring-buffer records fed to the pipeline's own dispatch (`Pipeline::handle_batch`,
+//! as the daemon's drain does), with every process that accepted a connection filed as a
+//! worker the way the replay benchmark files them: decoding must reject, never panic, what
+//! it accepts must respect the capture bound, and the connection table must keep its cap and
+//! hold nothing once every process has exited.
 
 #![no_main]
 
+use std::sync::{Arc, Mutex};
+
+use gunicorn_observer::aggregate::Stats;
+use gunicorn_observer::cli::DEFAULT_DURATION_BUCKETS;
 use gunicorn_observer::decode::{Event, decode};
-use gunicorn_observer::http::{ConnId, ConnTable};
+use gunicorn_observer::export::ObserverMetrics;
+use gunicorn_observer::pipeline::Pipeline;
+use gunicorn_observer::sample::Sampler;
 use gunicorn_observer_fuzz::{MAX_CONNS, records};
 use libfuzzer_sys::fuzz_target;
+use observer_ebpf::event::{EventHeader, EventKind, ProcEvent};
 use observer_ebpf::limits::CAPTURE_LEN;
 
-fuzz_target!(|data: &[u8]| {
-    let mut table = ConnTable::new(MAX_CONNS);
-    let mut sink = |_| {};
-    let mut tgids = Vec::new();
-    for record in records(data) {
-        // The ring buffer hands records out 8-byte aligned; a copy gives the same here.
-        let mut aligned: Vec<u64> = vec![0; record.len().div_ceil(8)];
-        // SAFETY: the Vec holds at least record.len() bytes, and u8 has no alignment.
-        let buf = unsafe {
-            std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), record.len())
-        };
-        buf.copy_from_slice(record);
+/// Record timestamps are CLOCK_MONOTONIC nanoseconds, which stay below this for two years of
+/// uptime. Larger ones cannot come from a kernel, and the statistics' nanosecond sums are not
+/// built for them (a busy interval from 0 to near `u64::MAX` overflows the slot's total).
+const CLOCK_LIMIT: u64 = 1 << 56;
+const TS_OFFSET: usize = std::mem::offset_of!(EventHeader, ts_ns);
 
-        let Ok(event) = decode(buf) else { continue };
-        match event {
-            Event::Accept {
-                tgid, fd, ts_ns, ..
-            } => {
-                tgids.push(tgid);
-                table.on_accept(ConnId { tgid, fd }, ts_ns, &mut sink);
-            }
-            Event::Data {
-                tgid,
-                fd,
-                syscall,
-                ret,
-                payload,
-                ts_ns,
-                ..
-            } => {
+/// A copy of `record` at 8-byte alignment, as the ring buffer hands records out, with its
+/// timestamp brought below [`CLOCK_LIMIT`].
+fn aligned(record: &[u8]) -> Vec<u64> {
+    let mut words: Vec<u64> = vec![0; record.len().div_ceil(8)];
+    // SAFETY: the Vec holds at least record.len() bytes, and u8 has no alignment.
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), record.len()) };
+    bytes.copy_from_slice(record);
+    if let Some(ts) = bytes.get_mut(TS_OFFSET..TS_OFFSET + 8) {
+        let clamped = u64::from_le_bytes(ts.try_into().expect("8 bytes")) % CLOCK_LIMIT;
+        ts.copy_from_slice(&clamped.to_le_bytes());
+    }
+    words
+}
+
+fn bytes(words: &[u64], len: usize) -> &[u8] {
+    // SAFETY: `words` came from `aligned` for a record of `len` bytes.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), len) }
+}
+
+/// The exit record the kernel sends when process `tgid` ends.
+fn exit_record(tgid: u32, ts_ns: u64) -> Vec<u8> {
+    let event = ProcEvent {
+        header: EventHeader {
+            kind: EventKind::Exit as u32,
+            tgid,
+            tid: tgid,
+            fd: -1,
+            ts_ns,
+        },
+        parent_tgid: tgid,
+        child_tgid: tgid,
+        exit_code: 0,
+        role: 0,
+    };
+    // SAFETY: ProcEvent is #[repr(C)] with no padding (asserted in observer-ebpf).
+    unsafe { std::slice::from_raw_parts((&raw const event).cast::<u8>(), size_of::<ProcEvent>()) }
+        .to_vec()
+}
+
+/// A pipeline without a kernel whose registry knows the processes in `records` as workers.
+fn pipeline(records: &[Vec<u8>]) -> Pipeline<gunicorn_observer::pipeline::Detached> {
+    let stats = Arc::new(Mutex::new(Stats::new(DEFAULT_DURATION_BUCKETS)));
+    let metrics = ObserverMetrics::register(&prometheus::Registry::new())
+        .expect("registering the self-metrics in a fresh registry");
+    let sampler = Sampler::with_units(100, 4096);
+    Pipeline::for_replay(records, stats, metrics, sampler).with_max_connections(MAX_CONNS)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let copies: Vec<(Vec<u64>, usize)> = records(data)
+        .map(|record| (aligned(record), record.len()))
+        .collect();
+    let owned: Vec<Vec<u8>> = copies
+        .iter()
+        .map(|(words, len)| bytes(words, *len).to_vec())
+        .collect();
+    let mut pipeline = pipeline(&owned);
+
+    let mut tgids = Vec::new();
+    for (words, len) in &copies {
+        let record = bytes(words, *len);
+        match decode(record) {
+            Ok(Event::Data { payload, tgid, .. }) => {
                 assert!(
                     payload.len() <= CAPTURE_LEN,
                     "payload past the capture bound"
                 );
                 tgids.push(tgid);
-                let id = ConnId { tgid, fd };
-                if syscall.is_inbound() {
-                    table.on_read(id, ts_ns, ret, payload, &mut sink);
-                } else {
-                    table.on_write(id, ts_ns, ret, payload, &mut sink);
-                }
             }
-            Event::Close {
-                tgid,
-                fd,
-                shutdown,
-                ts_ns,
-            } => {
-                let id = ConnId { tgid, fd };
-                if shutdown {
-                    table.on_shutdown(id, ts_ns, &mut sink);
-                } else {
-                    table.on_close(id, ts_ns, &mut sink);
-                }
-            }
-            Event::Exit { tgid, ts_ns, .. } => {
-                table.on_process_exit(tgid, ts_ns, &mut sink);
-            }
+            Ok(
+                Event::Accept { tgid, .. } | Event::Close { tgid, .. } | Event::Lost { tgid, .. },
+            ) => tgids.push(tgid),
             _ => {}
         }
-        assert!(table.len() <= MAX_CONNS, "table grew past its cap");
+        pipeline.handle_record(record);
+        assert!(
+            pipeline.open_connections() <= MAX_CONNS,
+            "table grew past its cap"
+        );
     }
+
     for tgid in tgids {
-        table.on_process_exit(tgid, u64::MAX, &mut sink);
+        pipeline.handle_record(bytes(
+            &aligned(&exit_record(tgid, CLOCK_LIMIT)),
+            size_of::<ProcEvent>(),
+        ));
     }
-    assert!(table.is_empty(), "state left after every process exited");
+    assert_eq!(
+        pipeline.open_connections(),
+        0,
+        "state left after every process exited"
+    );
 });

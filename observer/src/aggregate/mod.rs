@@ -3,6 +3,17 @@
 //! The statistics are plain structs rather than prometheus vectors so that a whole instance or
 //! slot can be dropped at once when it goes away, and so that recording a request needs no
 //! label strings: the exporter renders labels only when Prometheus scrapes.
+//!
+//! [`Stats`] keeps, per instance and slot: requests (`record_with_cause`, each app's routes
+//! interned up to `--max-routes` so per-slot maps key on a small id), restarts, busy time
+//! (`worker_busy` / `worker_idle`: closed intervals plus the open one, rendered up to the
+//! scrape's clock reading), the last resource sample of each slot and master, CPU seconds
+//! summed over a slot's succession of processes ([`CpuSeconds`]), each slot's last heartbeat
+//! (`set_worker_heartbeat`, ignored when the slot's pid changed), the instance's timeout
+//! (`set_timeout`), container and pod (`set_container`, `AppStats::pod`), and its listeners
+//! (`set_listeners`, `observe_queue_wait`, and `peaks_shown`, which the exporter calls after
+//! each scrape). `remove_slot` drops a slot after a scale-down and `remove_app` an instance
+//! with everything it holds.
 
 mod cpu;
 mod histogram;

@@ -3,6 +3,13 @@
 //! At start, [`scan`] reads `/proc` once and [`Registry::add_scan`] registers what it found;
 //! afterwards fork, exec and exit events keep the [`Registry`] current, with
 //! [`read_process`] reading the one process an exec event names.
+//!
+//! The [`Registry`] knows instances (`app`: one master, or two during a USR2 upgrade) and
+//! workers (slots). It is fed by the scans (`add_scan`, `add_worker`) and by fork
+//! (`add_forked`), exec (`add_master`, `add_successor`), exit (`remove`, which says whether a
+//! worker's slot is left empty and whether a master was its instance's last) and HUP
+//! (`reloading`). `AppName::timeout_secs` resolves an instance's `--timeout` from its master's
+//! arguments. A rescan also repairs lost exits (`Pipeline::forget_dead`).
 
 mod appname;
 mod children;

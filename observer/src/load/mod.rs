@@ -2,6 +2,12 @@
 //!
 //! [`Probes`] owns the loaded object: dropping it detaches every program. Userspace fills
 //! `TRACKED` with the masters and workers it finds; the kernel adds forked workers itself.
+//!
+//! [`Probes::load`] attaches everything and fails with a typed error naming the program;
+//! [`Probes::take_events`] hands out the ring buffer. `track`, `untrack`, `follow_conn` and
+//! `forget_conn` edit `TRACKED` and `CONNS`; `drop_counts` sums the per-CPU drop counters;
+//! `heartbeat` reads and `forget_heartbeat` deletes a worker's entry in `HEARTBEATS`;
+//! `watch_listen_port` and `unwatch_listen_port` edit `LISTEN_PORTS`.
 
 mod attach;
 pub mod btf;

@@ -8,6 +8,16 @@
 //! - **Queue wait** is measured in the kernel (`observer-ebpf/src/programs/queue.rs`) for the
 //!   ports this module puts in `LISTEN_PORTS`, and arrives as one event per accept; this
 //!   module tells which listener it came through.
+//!
+//! [`sample_listeners`] takes each instance's listeners as the listening sockets its master
+//! and a worker both hold (so Gunicorn 27's master-only control socket drops out), groups the
+//! instances by network namespace and dumps TCP (`inet_diag`, with `INET_DIAG_SKMEMINFO` for
+//! the drop counter) and unix (`unix_diag`, `UDIAG_SHOW_RQLEN`) listeners once per namespace.
+//! For a namespace other than the observer's, the netlink socket is opened on a short-lived
+//! thread that has `setns`'d into `/proc/<master>/ns/net`; the socket keeps answering for that
+//! namespace. It returns each master's [`ListenerDiag`]s and the reasons it could not read
+//! some. A new instance is sampled at its first worker fork, not a tick later.
+//! [`ListenerIndex`] maps (master, port, family) to the `listener` label of a queue wait.
 
 pub mod diag;
 mod listeners;

@@ -1,10 +1,11 @@
-//! Helpers shared by the hostile tests: one app's counts out of a scrape, and waiting for
-//! the observer (which drains the kernel's ring buffer on a timer) to catch up.
+//! Helpers shared by the integration tests: an app name unique to the test process, one
+//! app's counts out of a scrape, waiting for the observer (which drains the kernel's ring
+//! buffer on a timer) to catch up, and the BPF objects a process holds.
 //!
 //! Every test binary includes this module but none uses all of it, hence the allow.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use observer_tests::{AccessEntry, Metrics, Observer};
@@ -109,5 +110,19 @@ pub fn expect(pairs: &[(&str, &str, f64)]) -> BTreeMap<(String, String), f64> {
     pairs
         .iter()
         .map(|(method, status, count)| ((method.to_string(), status.to_string()), *count))
+        .collect()
+}
+
+/// Ids of the BPF programs and maps a process holds open, from its fds' fdinfo.
+pub fn held_bpf_ids(pid: u32, field: &str) -> BTreeSet<u32> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("reading {dir}: {err}"));
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|id| id.trim().parse().ok())
+        })
         .collect()
 }

@@ -6,6 +6,7 @@
 //! requirements, installed from the host with `pip install --target` into `/opt/python`:
 //! the wheels are pure Python, and bookworm's python3 is the host's 3.11 anyway.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -56,20 +57,17 @@ pub fn ensure(root: &Path, cache: &Path) -> Result<PathBuf> {
         .run()
         .context("debootstrap of the guest root")?;
 
-    Cmd::new(crate::venv::dir(root).join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(partial.join(SITE))
-        .arg("-r")
-        .arg(&requirements_path)
-        .run()
-        .context("installing Gunicorn into the guest root")?;
+    let site = partial.join(SITE);
+    crate::venv::pip_install(
+        &crate::venv::dir(root).join("bin/python"),
+        [
+            OsStr::new("--target"),
+            site.as_os_str(),
+            OsStr::new("-r"),
+            requirements_path.as_os_str(),
+        ],
+    )
+    .context("installing Gunicorn into the guest root")?;
 
     fs::rename(&partial, &dir).with_context(|| format!("renaming to {}", dir.display()))?;
     fs::write(&stamp_path, &want).with_context(|| format!("writing {}", stamp_path.display()))?;
