@@ -135,10 +135,9 @@ impl SlotStats {
             && let Some(since) = self.busy_since_ns.take()
         {
             let end = ts_ns.max(rendered_ns).max(since);
-            // Kernel timestamps (CLOCK_MONOTONIC ns) stay far below u64::MAX, so this sum
-            // cannot overflow in practice; the event_decode fuzz target bounds its timestamps
-            // for that reason.
-            self.busy_ns += end - since;
+            // Kernel timestamps (CLOCK_MONOTONIC ns) stay far below u64::MAX; a corrupt
+            // record near it (the event_decode fuzzer made one) saturates, never wraps.
+            self.busy_ns = self.busy_ns.saturating_add(end - since);
         }
     }
 }
