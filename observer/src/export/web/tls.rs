@@ -22,6 +22,9 @@ use tracing::{info, warn};
 
 use super::config::{TlsServerConfig, WebConfigError};
 
+/// Device, inode, size and mtime (seconds, nanoseconds) of a file; `None` if unreadable.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
 /// Where one PEM item comes from: a file (re-checked on every handshake) or the config itself.
 #[derive(Debug, Clone)]
 enum Pem {
@@ -81,7 +84,7 @@ impl Pem {
 
     /// What identifies this version of a file: device, inode, size and mtime. Kubernetes
     /// swaps a Secret's files by renaming a symlinked directory, which changes the inode.
-    fn stamp(&self) -> Option<(u64, u64, u64, i64, i64)> {
+    fn stamp(&self) -> Stamp {
         let Pem::File { path, .. } = self else {
             return Some((0, 0, 0, 0, 0));
         };
@@ -161,7 +164,7 @@ pub struct Tls {
 
 #[derive(Debug)]
 struct Loaded {
-    stamps: Vec<Option<(u64, u64, u64, i64, i64)>>,
+    stamps: Vec<Stamp>,
     config: Arc<ServerConfig>,
 }
 
@@ -233,7 +236,7 @@ impl Tls {
         }
     }
 
-    fn stamps(&self) -> Vec<Option<(u64, u64, u64, i64, i64)>> {
+    fn stamps(&self) -> Vec<Stamp> {
         [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
             .into_iter()
             .flatten()
