@@ -449,6 +449,37 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_overlay_promises_are_checked() {
+        // The base as it is: no web config at all.
+        let base = docs(&["--listen=0.0.0.0:9464"], &["BPF"]);
+        assert_eq!(check_tls(&base), vec!["no --web.config.file argument"]);
+
+        // The config path is mounted from a Secret, but probes and monitor stay plain.
+        let mut plain = docs(&["--web.config.file=/etc/web/web.yml"], &["BPF"]);
+        let pod = &mut plain[0]["spec"]["template"]["spec"];
+        pod["volumes"] = serde_json::json!([{"name": "w", "secret": {"secretName": "s"}}]);
+        pod["containers"][0]["volumeMounts"] =
+            serde_json::json!([{"name": "w", "mountPath": "/etc/web"}]);
+        assert_eq!(
+            check_tls(&plain),
+            vec![
+                "livenessProbe does not use HTTPS",
+                "readinessProbe does not use HTTPS",
+                "the ServiceMonitor does not scrape with https, tlsConfig and basicAuth",
+            ]
+        );
+
+        // A mount of another directory does not hold the file.
+        let mut elsewhere = plain.clone();
+        elsewhere[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] =
+            "/etc/we".into();
+        assert!(
+            check_tls(&elsewhere)
+                .contains(&"/etc/web/web.yml is not in a mounted Secret".to_owned())
+        );
+    }
+
+    #[test]
     fn a_consistent_base_has_no_problem() {
         let documented = ["BPF".to_owned(), "PERFMON".to_owned()].into();
         let docs = docs(&["--listen=0.0.0.0:9464"], &["BPF", "PERFMON"]);
