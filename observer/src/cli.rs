@@ -97,6 +97,11 @@ pub struct Args {
     )]
     pub ring_buffer_bytes: u32,
 
+    /// The web-config file Prometheus exporters share: TLS, basic auth, response headers and
+    /// a rate limit for /metrics. Unset: plain HTTP, no auth.
+    #[arg(long = "web.config.file", env = "GUNICORN_OBSERVER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Log filter in tracing's env-filter syntax, e.g. `info` or `gunicorn_observer=debug`.
     #[arg(long, env = "GUNICORN_OBSERVER_LOG", default_value = "info")]
     pub log: String,
@@ -217,6 +222,13 @@ mod tests {
         for bad in ["2048", "12288", "lots"] {
             assert!(parse(&["--ring-buffer-bytes", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn web_config_file_flag_keeps_the_exporters_spelling() {
+        assert_eq!(parse(&[]).unwrap().web_config_file, None);
+        let args = parse(&["--web.config.file", "/etc/web.yml"]).unwrap();
+        assert_eq!(args.web_config_file, Some(PathBuf::from("/etc/web.yml")));
     }
 
     #[test]

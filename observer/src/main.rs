@@ -23,7 +23,7 @@ use gunicorn_observer::{
     aggregate::Stats,
     cli::Args,
     discover::kube::{Endpoint, KubeMetrics, Refresher},
-    export::{GunicornCollector, ObserverMetrics, QueueCollector, server},
+    export::{GunicornCollector, ObserverMetrics, QueueCollector, server, web::Web},
     load::Probes,
     pipeline::{self, Intervals, Pipeline, Recorder},
     preflight,
@@ -77,6 +77,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .transpose()
         .context("--kube-pods-url")?;
 
+    // Like the port, a bad web config stops the start before the kernel is touched.
+    let web = match &args.web_config_file {
+        Some(path) => Web::load(path).context("--web.config.file")?,
+        None => Web::default(),
+    };
     // Bind before loading anything, so a busy port fails fast and leaves the kernel untouched.
     let listener = server::bind(args.listen)
         .await
@@ -100,6 +105,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("registering the listen-queue metrics")?;
     let metrics = ObserverMetrics::register(&registry).context("registering self-metrics")?;
     let kube_metrics = KubeMetrics::register(&registry).context("registering kube metrics")?;
+    web.metrics
+        .register(&registry)
+        .context("registering web metrics")?;
 
     let sampler = Sampler::new().context("reading the clock tick and page size")?;
     let mut pipeline = Pipeline::new(
@@ -123,9 +131,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let state = server::ServerState {
         registry,
         ready: Arc::clone(&ready),
+        web: Arc::new(web),
     };
+    let (state_tls, state_auth) = (state.web.tls.is_some(), state.web.auth.is_some());
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
-    info!(listen = %args.listen, "serving /metrics");
+    info!(
+        listen = %args.listen,
+        tls = state_tls,
+        basic_auth = state_auth,
+        "serving /metrics"
+    );
 
     let intervals = Intervals {
         drain: args.drain_interval(),

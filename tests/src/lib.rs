@@ -5,6 +5,7 @@
 //! because a test cannot do anything better with the error.
 
 pub mod access_log;
+pub mod certs;
 pub mod env;
 pub mod gunicorn;
 pub mod http;

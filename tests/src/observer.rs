@@ -35,6 +35,20 @@ impl Observer {
     /// [`Self::start`] under a wrapper command such as `setpriv ... --`: the observer
     /// binary and its arguments are appended to `wrapper`.
     pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> Observer {
+        Self::start_probed(wrapper, extra_args, |addr| {
+            http::get(&Addr::Tcp(addr), "/healthz")
+                .ok()
+                .is_some_and(|response| response.status == 200)
+        })
+    }
+
+    /// [`Self::start_wrapped`], but up means `probe(addr)` is true: for an endpoint plain
+    /// HTTP cannot reach, such as one serving TLS.
+    pub fn start_probed(
+        wrapper: &[&str],
+        extra_args: &[&str],
+        probe: impl FnMut(SocketAddr) -> bool,
+    ) -> Observer {
         let dir = TempDir::new("observer");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stdout = dir.path().join("stdout.log");
@@ -66,12 +80,12 @@ impl Observer {
             stderr,
             _dir: dir,
         };
-        observer.wait_until_healthy();
+        observer.wait_until_healthy(probe);
         observer
     }
 
-    fn wait_until_healthy(&mut self) {
-        let url = Addr::Tcp(self.addr);
+    fn wait_until_healthy(&mut self, mut probe: impl FnMut(SocketAddr) -> bool) {
+        let addr = self.addr;
         let healthy = process::wait_for(READY_TIMEOUT, || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
@@ -79,9 +93,7 @@ impl Observer {
                     self.logs()
                 );
             }
-            http::get(&url, "/healthz")
-                .ok()
-                .filter(|response| response.status == 200)
+            probe(addr).then_some(())
         });
         if healthy.is_none() {
             let _ = process::terminate(&mut self.child, STOP_GRACE);

@@ -19,6 +19,8 @@ const PACKAGES: &[&str] = &[
     // `ip netns` for tests that need their own network namespace.
     "iproute2",
     "curl",
+    // The web_tls tests make their CA and certificates with the openssl CLI.
+    "openssl",
 ];
 
 /// Debian's own python3 ships `venv` without `ensurepip`; that half lives in this package.

@@ -16,6 +16,8 @@ use crate::cmd::Cmd;
 
 const BASE: &str = "deploy/kubernetes/base";
 const OVERLAYS: &[&str] = &["deploy/kubernetes/overlays/privileged"];
+/// The overlay serving /metrics over TLS with basic auth from `--web.config.file`.
+const TLS_OVERLAY: &str = "deploy/kubernetes/overlays/tls";
 const RULES: &str = "deploy/prometheus/alerts.yaml";
 const RULE_TESTS: &str = "deploy/prometheus/alerts_test.yaml";
 const DASHBOARD: &str = "deploy/grafana/gunicorn-observer.json";
@@ -55,6 +57,16 @@ pub fn check(root: &Path) -> Result<()> {
         }
         println!("ok: {overlay}: renders, validates, privileged");
     }
+
+    let rendered = render(root, TLS_OVERLAY, &out_dir)?;
+    validate(root, &rendered)?;
+    let docs = to_json(root, &rendered)?;
+    let mut problems = check_base(&docs, &flags, &documented);
+    problems.extend(check_tls(&docs));
+    if !problems.is_empty() {
+        bail!("{TLS_OVERLAY}:\n  {}", problems.join("\n  "));
+    }
+    println!("ok: {TLS_OVERLAY}: web config mounted, probes and ServiceMonitor use HTTPS");
 
     Cmd::new("promtool")
         .args(["check", "rules", RULES])
@@ -324,6 +336,57 @@ fn check_base(docs: &[Value], flags: &Flags, documented: &BTreeSet<String>) -> V
     problems
 }
 
+/// The TLS overlay's own promises: the web config file lies in a mounted Secret, the probes
+/// speak HTTPS, and the ServiceMonitor scrapes with TLS and basic auth.
+fn check_tls(docs: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(container) = observer_container(docs) else {
+        return vec![format!("no container named {OBSERVER_CONTAINER}")];
+    };
+    let config = strings(&container["args"])
+        .into_iter()
+        .find_map(|arg| arg.strip_prefix("--web.config.file="));
+    let Some(config) = config else {
+        return vec!["no --web.config.file argument".to_owned()];
+    };
+    let volumes = &find(docs, "DaemonSet").map(|d| &d["spec"]["template"]["spec"]["volumes"]);
+    let mount = container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m["mountPath"]
+                .as_str()
+                .is_some_and(|p| config.starts_with(&format!("{p}/")))
+        });
+    let secret_volume = mount.is_some_and(|m| {
+        volumes
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|v| v["name"] == m["name"] && v["secret"]["secretName"].is_string())
+    });
+    if !secret_volume {
+        problems.push(format!("{config} is not in a mounted Secret"));
+    }
+    for probe in ["livenessProbe", "readinessProbe"] {
+        if container[probe]["httpGet"]["scheme"] != "HTTPS" {
+            problems.push(format!("{probe} does not use HTTPS"));
+        }
+    }
+    let endpoint = find(docs, "ServiceMonitor").map(|m| &m["spec"]["endpoints"][0]);
+    match endpoint {
+        Some(e)
+            if e["scheme"] == "https"
+                && e["tlsConfig"].is_object()
+                && e["basicAuth"].is_object() => {}
+        _ => problems.push(
+            "the ServiceMonitor does not scrape with https, tlsConfig and basicAuth".to_owned(),
+        ),
+    }
+    problems
+}
+
 /// Whether every key of the object `small` has the same value in `big` (and `small` has
 /// at least one key: an empty selector selects everything, never what was meant).
 fn subset(small: &Value, big: &Value) -> bool {
@@ -383,6 +446,37 @@ mod tests {
             serde_json::json!({"kind": "ServiceMonitor", "spec": {
                 "selector": {"matchLabels": labels}, "endpoints": [{"port": "metrics"}]}}),
         ]
+    }
+
+    #[test]
+    fn the_tls_overlay_promises_are_checked() {
+        // The base as it is: no web config at all.
+        let base = docs(&["--listen=0.0.0.0:9464"], &["BPF"]);
+        assert_eq!(check_tls(&base), vec!["no --web.config.file argument"]);
+
+        // The config path is mounted from a Secret, but probes and monitor stay plain.
+        let mut plain = docs(&["--web.config.file=/etc/web/web.yml"], &["BPF"]);
+        let pod = &mut plain[0]["spec"]["template"]["spec"];
+        pod["volumes"] = serde_json::json!([{"name": "w", "secret": {"secretName": "s"}}]);
+        pod["containers"][0]["volumeMounts"] =
+            serde_json::json!([{"name": "w", "mountPath": "/etc/web"}]);
+        assert_eq!(
+            check_tls(&plain),
+            vec![
+                "livenessProbe does not use HTTPS",
+                "readinessProbe does not use HTTPS",
+                "the ServiceMonitor does not scrape with https, tlsConfig and basicAuth",
+            ]
+        );
+
+        // A mount of another directory does not hold the file.
+        let mut elsewhere = plain.clone();
+        elsewhere[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] =
+            "/etc/we".into();
+        assert!(
+            check_tls(&elsewhere)
+                .contains(&"/etc/web/web.yml is not in a mounted Secret".to_owned())
+        );
     }
 
     #[test]

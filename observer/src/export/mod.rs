@@ -5,6 +5,7 @@ pub mod gunicorn;
 pub mod observer;
 pub mod queue;
 pub mod server;
+pub mod web;
 
 pub use gunicorn::GunicornCollector;
 pub use observer::ObserverMetrics;

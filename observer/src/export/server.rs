@@ -3,6 +3,10 @@
 //! Scrapers send one short GET per connection, so each connection reads one bounded request
 //! head, answers it with `Connection: close`, and ends. Nothing a client sends can make it
 //! buffer more than [`MAX_HEAD`] bytes or hold a task longer than [`READ_TIMEOUT`].
+//!
+//! With `--web.config.file` the same exchange runs inside TLS, and /metrics may need basic
+//! auth (see [`super::web`]). /healthz and /readyz never ask for credentials: kubelet probes
+//! cannot send any, and they reveal only that the observer is up.
 
 use std::{
     net::SocketAddr,
@@ -15,11 +19,13 @@ use std::{
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
 use tracing::{debug, warn};
+
+use super::web::{Verdict, Web, auth::authorization};
 
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +36,8 @@ pub struct ServerState {
     pub registry: Registry,
     /// Set once every program is attached and the initial scan is done.
     pub ready: Arc<AtomicBool>,
+    /// TLS, auth, headers and rate limit from `--web.config.file`; default: none.
+    pub web: Arc<Web>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +45,8 @@ struct Reply {
     status: &'static str,
     content_type: &'static str,
     body: Vec<u8>,
+    /// Ask for basic-auth credentials (401).
+    challenge: bool,
 }
 
 impl Reply {
@@ -45,6 +55,7 @@ impl Reply {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.as_bytes().to_vec(),
+            challenge: false,
         }
     }
 }
@@ -62,7 +73,7 @@ pub async fn serve(listener: TcpListener, state: ServerState, mut shutdown: watc
                 Ok((stream, peer)) => {
                     let state = state.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = handle(stream, &state).await {
+                        if let Err(err) = accept(stream, &state).await {
                             debug!(%peer, error = %err, "metrics connection ended with an error");
                         }
                     });
@@ -78,20 +89,85 @@ pub async fn serve(listener: TcpListener, state: ServerState, mut shutdown: watc
     }
 }
 
-async fn handle(mut stream: TcpStream, state: &ServerState) -> std::io::Result<()> {
+/// Runs the TLS handshake first when TLS is configured, within the same time limit.
+async fn accept(stream: TcpStream, state: &ServerState) -> std::io::Result<()> {
+    let Some(tls) = &state.web.tls else {
+        return handle(stream, state).await;
+    };
+    let errors = &state.web.metrics.tls_errors;
+    let (config, reload_failed) = tls.config();
+    if reload_failed.is_some() {
+        errors.with_label_values(&["reload"]).inc();
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => handle(stream, state).await,
+        Ok(Err(err)) => {
+            errors.with_label_values(&["handshake"]).inc();
+            Err(err)
+        }
+        Err(_) => {
+            errors.with_label_values(&["handshake_timeout"]).inc();
+            Ok(())
+        }
+    }
+}
+
+async fn handle<S>(mut stream: S, state: &ServerState) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut head = Vec::with_capacity(512);
     let complete = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut head)).await;
     let reply = match complete {
-        Ok(Ok(true)) => route(&head, state),
+        Ok(Ok(true)) => guard(&head, state).await,
         Ok(Ok(false)) => Reply::text("431 Request Header Fields Too Large", "head too large\n"),
         Ok(Err(err)) => return Err(err),
         Err(_) => Reply::text("408 Request Timeout", "timed out\n"),
     };
-    write_reply(&mut stream, &reply).await
+    write_reply(&mut stream, &reply, &state.web.headers).await
+}
+
+/// The web config's rate limit and basic auth in front of [`route`], for all but the probes.
+async fn guard(head: &[u8], state: &ServerState) -> Reply {
+    let path = request_path(head);
+    if path == b"/healthz" || path == b"/readyz" {
+        return route(head, state);
+    }
+    let web = &state.web;
+    if let Some(rate) = &web.rate
+        && !rate.admit()
+    {
+        web.metrics.rate_limited.inc();
+        return Reply::text("429 Too Many Requests", "rate limited\n");
+    }
+    if let Some(auth) = &web.auth {
+        let verdict = auth.check(authorization(head)).await;
+        web.metrics.auth.with_label_values(&[verdict.label()]).inc();
+        match verdict {
+            Verdict::Cached | Verdict::Verified => {}
+            Verdict::Busy => return Reply::text("503 Service Unavailable", "auth busy\n"),
+            Verdict::Missing | Verdict::Denied => {
+                let mut reply = Reply::text("401 Unauthorized", "unauthorized\n");
+                reply.challenge = true;
+                return reply;
+            }
+        }
+    }
+    route(head, state)
+}
+
+fn request_path(head: &[u8]) -> &[u8] {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let target = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
+    target.split(|b| *b == b'?').next().unwrap_or_default()
 }
 
 /// Reads until the blank line ending the head. Returns false if the head is too large.
-async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    head: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     let mut chunk = [0u8; 1024];
     loop {
         if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
@@ -137,6 +213,7 @@ fn metrics(registry: &Registry) -> Reply {
             status: "200 OK",
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             body,
+            challenge: false,
         },
         Err(err) => {
             warn!(error = %err, "encoding metrics failed");
@@ -145,13 +222,24 @@ fn metrics(registry: &Registry) -> Reply {
     }
 }
 
-async fn write_reply(stream: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+async fn write_reply<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    reply: &Reply,
+    extra: &[(&'static str, String)],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply.status,
         reply.content_type,
         reply.body.len()
     );
+    if reply.challenge {
+        head.push_str("WWW-Authenticate: Basic realm=\"gunicorn-observer\", charset=\"UTF-8\"\r\n");
+    }
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(&reply.body).await?;
     stream.shutdown().await
@@ -169,6 +257,7 @@ mod tests {
         ServerState {
             registry,
             ready: Arc::new(AtomicBool::new(ready)),
+            web: Arc::default(),
         }
     }
 
