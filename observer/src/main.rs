@@ -23,7 +23,7 @@ use gunicorn_observer::{
     aggregate::Stats,
     cli::Args,
     discover::kube::{Endpoint, KubeMetrics, Refresher},
-    export::{GunicornCollector, ObserverMetrics, QueueCollector, server},
+    export::{GunicornCollector, ObserverMetrics, QueueCollector, RequestLog, server},
     load::Probes,
     pipeline::{self, Intervals, Pipeline, Recorder},
     preflight,
@@ -111,6 +111,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .with_route_mode(args.route_label);
     if let Some(path) = &args.record {
         pipeline.record_to(Recorder::create(path).context("starting --record")?);
+    }
+    if let Some(path) = &args.request_log {
+        let log = RequestLog::open(path, &registry).context("starting --request-log")?;
+        info!(path = %path.display(), "writing the request log");
+        pipeline.log_requests_to(log);
     }
     pipeline.scan();
     release_startup_memory();

@@ -4,8 +4,10 @@
 pub mod gunicorn;
 pub mod observer;
 pub mod queue;
+pub mod request_log;
 pub mod server;
 
 pub use gunicorn::GunicornCollector;
 pub use observer::ObserverMetrics;
 pub use queue::QueueCollector;
+pub use request_log::{LoggedRequest, RequestLog};
