@@ -1,6 +1,8 @@
 //! Scenarios 2 and 3: several requests on one connection, pipelined or one after the other;
 //! and scenario 8, the same traffic over a unix socket.
 
+use std::collections::BTreeMap;
+
 use observer_tests::{Bind, Conn, GunicornOpts, http::encode_request};
 
 use crate::common::{access_by_method_status, by_method_status, expect};
@@ -92,10 +94,17 @@ pub fn head_then_get(app: &str, opts: GunicornOpts, body_on_head: bool) {
     assert_eq!((body("HEAD"), body("GET")), (0.0, 5.0));
 }
 
+/// What the observer counted of [`mixed_exchange`].
+#[derive(Debug, PartialEq)]
+struct Counted {
+    by_method_status: BTreeMap<(String, String), f64>,
+    /// Request body bytes, response body bytes, durations observed.
+    sizes: [f64; 3],
+}
+
 /// The same exchange on one kept-alive connection and on fresh ones: 10 GETs, 3 uploads
-/// of 10 bytes, 2 answers of 404. Returns what the observer counted: (method, status)
-/// counts, request and response body bytes, and durations observed.
-fn mixed_exchange(app: &str, bind: Bind) -> (Vec<((String, String), f64)>, [f64; 3]) {
+/// of 10 bytes, 2 answers of 404.
+fn mixed_exchange(app: &str, bind: Bind) -> Counted {
     let s = Scenario::start(
         app,
         GunicornOpts::gthread(1, 4).arg("--keep-alive=5").bind(bind),
@@ -135,7 +144,10 @@ fn mixed_exchange(app: &str, bind: Bind) -> (Vec<((String, String), f64)>, [f64;
         s.histogram(&metrics, RESPONSE_SIZE, &[]).sum(),
         s.histogram(&metrics, DURATION, &[]).count(),
     ];
-    (counted.into_iter().collect(), sizes)
+    Counted {
+        by_method_status: counted,
+        sizes,
+    }
 }
 
 /// Scenario 8: behind nginx Gunicorn listens on a unix socket; every request counts exactly
@@ -145,6 +157,6 @@ fn unix_socket_bind_counts_as_tcp_does() {
     let tcp = mixed_exchange("fid-bind-tcp", Bind::Tcp);
     let unix = mixed_exchange("fid-bind-unix", Bind::Unix);
     // 30 bytes uploaded; 10 x "hello" and 3 x "10" answered (404s have no body).
-    assert_eq!(tcp.1, [30.0, 56.0, 15.0]);
+    assert_eq!(tcp.sizes, [30.0, 56.0, 15.0]);
     assert_eq!(unix, tcp);
 }

@@ -40,10 +40,10 @@ fn counter(registry: &Registry, name: &str, reason: Option<&str>) -> f64 {
     registry
         .gather()
         .iter()
-        .filter(|family| family.get_name() == name)
+        .filter(|family| family.name() == name)
         .flat_map(|family| family.get_metric())
         .filter(|metric| {
-            reason.is_none_or(|reason| metric.get_label().iter().any(|l| l.get_value() == reason))
+            reason.is_none_or(|reason| metric.get_label().iter().any(|l| l.value() == reason))
         })
         .map(|metric| metric.get_counter().get_value())
         .sum()
