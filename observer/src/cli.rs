@@ -84,6 +84,12 @@ pub struct Args {
     #[arg(long, env = "GUNICORN_OBSERVER_MAX_ROUTES", default_value_t = DEFAULT_ROUTE_LIMIT)]
     pub max_routes: usize,
 
+    /// Also write one JSON line per finished request to this file (appended to): time, pid,
+    /// worker_id, method, the `route` label as --route-label makes it, status or error_type,
+    /// duration_us and body sizes. No header values or query strings. Unset: no log.
+    #[arg(long, env = "GUNICORN_OBSERVER_REQUEST_LOG")]
+    pub request_log: Option<PathBuf>,
+
     /// Size of the kernel's event ring buffer in bytes: a power of two, at least 4096. The
     /// observer's RSS counts it twice (the kernel maps its pages twice). Raise it if
     /// `gunicorn_observer_events_dropped_total{reason="ringbuf_full"}` grows: at about 1 KiB

@@ -23,7 +23,9 @@ use gunicorn_observer::{
     aggregate::Stats,
     cli::Args,
     discover::kube::{Endpoint, KubeMetrics, Refresher},
-    export::{GunicornCollector, ObserverMetrics, QueueCollector, server, web::Web},
+    export::{
+        GunicornCollector, ObserverMetrics, QueueCollector, RequestLog, server, web::Web,
+    },
     load::Probes,
     pipeline::{self, Intervals, Pipeline, Recorder},
     preflight,
@@ -120,6 +122,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .with_route_mode(args.route_label);
     if let Some(path) = &args.record {
         pipeline.record_to(Recorder::create(path).context("starting --record")?);
+    }
+    if let Some(path) = &args.request_log {
+        let log = RequestLog::open(path, &registry).context("starting --request-log")?;
+        info!(path = %path.display(), "writing the request log");
+        pipeline.log_requests_to(log);
     }
     pipeline.scan();
     // Loading parsed the kernel's whole BTF and the first scan read every process on the

@@ -29,11 +29,11 @@ use tracing::{debug, info, warn};
 use observer_ebpf::tracked::{ConnKey, ROLE_MASTER};
 
 use crate::{
-    aggregate::{Resources, Stats},
+    aggregate::{ErrorType, Resources, Stats},
     decode::{Event, decode},
     discover::{self, AppName, ProcInfo, Registry, Role, ScanError},
     export::{
-        ObserverMetrics,
+        LoggedRequest, ObserverMetrics, RequestLog,
         observer::{DISCOVERY_ERROR_REASONS, HEARTBEAT_UNREADABLE},
     },
     http::{ConnId, ConnTable, Outcome, Output, RouteMode},
@@ -75,6 +75,8 @@ pub struct Pipeline<K: KernelMaps = Probes> {
     vanished: HashSet<u32>,
     /// Where drained records are also written, with `--record`.
     recorder: Option<Recorder>,
+    /// Where finished requests are also written, with `--request-log`.
+    request_log: Option<RequestLog>,
     /// `events_total{kind}` handles, by `Event::kind_index`, taken at first use.
     event_counters: [Option<IntCounter>; Event::KIND_NAMES.len()],
 }
@@ -108,6 +110,7 @@ impl<K: KernelMaps> Pipeline<K> {
             watched_ports: Default::default(),
             vanished: HashSet::new(),
             recorder: None,
+            request_log: None,
             event_counters: Default::default(),
         }
     }
@@ -136,6 +139,11 @@ impl<K: KernelMaps> Pipeline<K> {
                 Err(err) => warn!(error = %err, "recording incomplete"),
             }
         }
+    }
+
+    /// Also writes every finished request to `log`.
+    pub fn log_requests_to(&mut self, log: RequestLog) {
+        self.request_log = Some(log);
     }
 
     /// How request targets become the `route` label (template by default).
@@ -520,6 +528,7 @@ impl<K: KernelMaps> Pipeline<K> {
             registry,
             lifecycle,
             metrics,
+            request_log,
             ..
         } = self;
         let in_flight_before = conns.in_flight(tgid);
@@ -536,6 +545,20 @@ impl<K: KernelMaps> Pipeline<K> {
                         .then(|| exiting.or_else(|| lifecycle.interrupted(tgid, worker.master)))
                         .flatten();
                     stats.record_with_cause(&worker.app, worker.slot, &request, cause);
+                    if let Some(log) = request_log {
+                        let error_type = match request.outcome {
+                            Outcome::Status(500..=599) => Some(ErrorType::ServerError),
+                            Outcome::Status(_) => None,
+                            Outcome::Aborted(reason) => Some(ErrorType::Aborted(reason)),
+                        };
+                        log.push(LoggedRequest {
+                            app: Arc::clone(&worker.app),
+                            worker_id: worker.slot,
+                            request,
+                            error_type: error_type
+                                .map(|own| cause.map_or(own, ErrorType::Restart).as_str()),
+                        });
+                    }
                 }
                 None => metrics.unattributed.inc(),
             },
@@ -809,6 +832,9 @@ pub async fn run(
                 let records = drain_ring(&mut pipeline, ring.get_mut());
                 pipeline.refresh_drops();
                 pipeline.finish_recording();
+                if let Some(log) = &mut pipeline.request_log {
+                    log.finish();
+                }
                 info!(records, "event loop drained");
                 pipeline.probes.detach_all();
                 return Ok(());

@@ -13,6 +13,8 @@ Routes:
   POST /upload            200 with the body's length as text; reads to the body's end, so
                           chunked uploads work
   GET  /error             raises, so Gunicorn answers 500
+  /d/<seq>/<route>        the same as /<route>: a unique path per request, so a test can
+                          match the observer's request log with the access log line by line
   anything else           404
 """
 
@@ -24,6 +26,8 @@ from wsgi_parts import file_response, number, pieces, read_all, respond, sized
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     method = environ.get("REQUEST_METHOD", "GET")
+    if path.startswith("/d/"):
+        path = "/" + path[len("/d/"):].partition("/")[2]
 
     if path == "/":
         return respond(start_response, "200 OK", b"hello")

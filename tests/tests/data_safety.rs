@@ -1,13 +1,13 @@
 //! What flows through the watched sockets stays there: a secret carried in an Authorization
-//! header, a cookie and a request body never shows up in /metrics or in the observer's logs,
-//! even at trace level.
+//! header, a cookie, a query string and a request body never shows up in /metrics, in the
+//! observer's logs (even at trace level) or in its request log.
 
 mod common;
 
 use std::io::Read as _;
 use std::sync::LazyLock;
 
-use observer_tests::{Conn, Gunicorn, GunicornOpts, Observer};
+use observer_tests::{Conn, Gunicorn, GunicornOpts, Observer, tempdir::TempDir};
 
 use common::{by_method_status, expect, settled};
 
@@ -27,7 +27,7 @@ fn unique_secret() -> String {
 fn request_with_secret(secret: &str, body: bool) -> Vec<u8> {
     let payload = format!("password={secret}");
     let mut request = format!(
-        "{} /echo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {secret}\r\n\
+        "{} /echo?token={secret} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {secret}\r\n\
          Cookie: theme=dark; session={secret}\r\nConnection: keep-alive\r\n",
         if body { "POST" } else { "GET" }
     );
@@ -44,7 +44,14 @@ fn request_with_secret(secret: &str, body: bool) -> Vec<u8> {
 #[test]
 fn a_secret_in_headers_cookies_and_bodies_never_reaches_metrics_or_logs() {
     let secret = unique_secret();
-    let observer = Observer::start(&["--log", "trace"]);
+    let dir = TempDir::new("data-safety");
+    let request_log = dir.path().join("requests.jsonl");
+    let observer = Observer::start(&[
+        "--log",
+        "trace",
+        "--request-log",
+        request_log.to_str().expect("utf-8 temp path"),
+    ]);
     let gunicorn = Gunicorn::start(GunicornOpts::gthread(1, 2).arg(&format!("--name={}", *APP)));
 
     // Whole requests, and the same bytes dribbled so the secret straddles syscalls.
@@ -85,4 +92,14 @@ fn a_secret_in_headers_cookies_and_bodies_never_reaches_metrics_or_logs() {
     );
     // Not even a fragment long enough to matter: the secret's second half alone.
     assert!(!logs.contains(&secret[secret.len() / 2..]));
+
+    // The request log has a line for each request, with the route and no query.
+    let lines = std::fs::read_to_string(&request_log).expect("request log");
+    let ours: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.contains(&format!(r#""app":"{APP}""#)))
+        .collect();
+    assert_eq!(ours.len(), 12, "{lines}");
+    assert!(ours.iter().all(|line| line.contains(r#""route":"/echo","#)));
+    assert!(!lines.contains(&secret[secret.len() / 2..]));
 }

@@ -4,9 +4,11 @@
 pub mod gunicorn;
 pub mod observer;
 pub mod queue;
+pub mod request_log;
 pub mod server;
 pub mod web;
 
 pub use gunicorn::GunicornCollector;
 pub use observer::ObserverMetrics;
 pub use queue::QueueCollector;
+pub use request_log::{LoggedRequest, RequestLog};

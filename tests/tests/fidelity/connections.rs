@@ -1,9 +1,12 @@
-//! Scenarios 2 and 3: several requests on one connection, pipelined or one after the other.
+//! Scenarios 2 and 3: several requests on one connection, pipelined or one after the other;
+//! and scenario 8, the same traffic over a unix socket.
 
-use observer_tests::{Conn, GunicornOpts, http::encode_request};
+use std::collections::BTreeMap;
+
+use observer_tests::{Bind, Conn, GunicornOpts, http::encode_request};
 
 use crate::common::{access_by_method_status, by_method_status, expect};
-use crate::scenario::{RESPONSE_SIZE, Scenario};
+use crate::scenario::{DURATION, REQUEST_SIZE, RESPONSE_SIZE, Scenario};
 
 /// Three GETs in one write; the client counts the responses that come back before the
 /// connection ends. That count, not the number sent, is what the observer must show.
@@ -89,4 +92,71 @@ pub fn head_then_get(app: &str, opts: GunicornOpts, body_on_head: bool) {
             .sum()
     };
     assert_eq!((body("HEAD"), body("GET")), (0.0, 5.0));
+}
+
+/// What the observer counted of [`mixed_exchange`].
+#[derive(Debug, PartialEq)]
+struct Counted {
+    by_method_status: BTreeMap<(String, String), f64>,
+    /// Request body bytes, response body bytes, durations observed.
+    sizes: [f64; 3],
+}
+
+/// The same exchange on one kept-alive connection and on fresh ones: 10 GETs, 3 uploads
+/// of 10 bytes, 2 answers of 404.
+fn mixed_exchange(app: &str, bind: Bind) -> Counted {
+    let s = Scenario::start(
+        app,
+        GunicornOpts::gthread(1, 4).arg("--keep-alive=5").bind(bind),
+    );
+    let mut kept = Conn::open(s.gunicorn.addr()).expect("connect");
+    for i in 0..10 {
+        let response = match i % 2 {
+            0 => kept.send("GET", "/", None, true).expect("keep-alive GET"),
+            _ => s.gunicorn.get("/"),
+        };
+        assert_eq!(response.status, 200);
+    }
+    for _ in 0..3 {
+        let response = kept.send("POST", "/upload", Some(b"0123456789"), true);
+        assert_eq!(response.expect("POST").text(), "10");
+    }
+    for _ in 0..2 {
+        assert_eq!(s.gunicorn.get("/status/404").status, 404);
+    }
+    kept.close();
+
+    let want = expect(&[
+        ("GET", "200", 10.0),
+        ("GET", "404", 2.0),
+        ("POST", "200", 3.0),
+    ]);
+    assert_eq!(
+        access_by_method_status(&s.access_log(15)),
+        want,
+        "access log"
+    );
+    let metrics = s.settle(15.0);
+    let counted = by_method_status(&metrics, &s.app);
+    assert_eq!(counted, want, "observer");
+    let sizes = [
+        s.histogram(&metrics, REQUEST_SIZE, &[]).sum(),
+        s.histogram(&metrics, RESPONSE_SIZE, &[]).sum(),
+        s.histogram(&metrics, DURATION, &[]).count(),
+    ];
+    Counted {
+        by_method_status: counted,
+        sizes,
+    }
+}
+
+/// Scenario 8: behind nginx Gunicorn listens on a unix socket; every request counts exactly
+/// as it does over TCP.
+#[test]
+fn unix_socket_bind_counts_as_tcp_does() {
+    let tcp = mixed_exchange("fid-bind-tcp", Bind::Tcp);
+    let unix = mixed_exchange("fid-bind-unix", Bind::Unix);
+    // 30 bytes uploaded; 10 x "hello" and 3 x "10" answered (404s have no body).
+    assert_eq!(tcp.sizes, [30.0, 56.0, 15.0]);
+    assert_eq!(unix, tcp);
 }

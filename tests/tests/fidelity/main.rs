@@ -8,7 +8,7 @@
 //! | 4 chunked upload, 5 Expect: 100-continue | `uploads.rs` |
 //! | 6 slow download, 9 sendfile on and off | `downloads.rs` |
 //! | 7 client disconnects | `disconnects.rs` |
-//! | 8 unix-socket bind | `hostile_traffic.rs` (`unix_socket_bind_counts_exactly_*`) |
+//! | 8 unix-socket bind | `connections.rs`, and `hostile_traffic.rs` (`unix_socket_bind_counts_exactly_*`) |
 //! | 10 HTTP/1.0 and bare LF, 11 errors Gunicorn answers itself | `refused.rs` |
 //! | 12 gevent, Gunicorn's asgi worker, uvicorn's worker | `async_workers.rs` |
 //! | 13 Gunicorn 21.2 and 23.0 (27.0 above) | `versions.rs` |

@@ -30,7 +30,17 @@ impl Scenario {
 
     /// The same with another app module (`module:callable` under tests/apps).
     pub fn serving(app: &str, module: &str, opts: GunicornOpts) -> Scenario {
-        let observer = Observer::start(&[]);
+        Scenario::observed_with(&[], app, module, opts)
+    }
+
+    /// [`Self::serving`] with extra observer flags.
+    pub fn observed_with(
+        observer_args: &[&str],
+        app: &str,
+        module: &str,
+        opts: GunicornOpts,
+    ) -> Scenario {
+        let observer = Observer::start(observer_args);
         let gunicorn = Gunicorn::start(opts.app(module).arg(&format!("--name={app}")));
         Scenario {
             app: app.to_owned(),
