@@ -21,6 +21,8 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
+use crate::pipeline::DrainBeforeScrape;
+
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -30,6 +32,8 @@ pub struct ServerState {
     pub registry: Registry,
     /// Set once every program is attached and the initial scan is done.
     pub ready: Arc<AtomicBool>,
+    /// Drains the ring buffer before `/metrics` is encoded; `None` serves what is counted.
+    pub drain: Option<DrainBeforeScrape>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -82,7 +86,12 @@ async fn handle(mut stream: TcpStream, state: &ServerState) -> std::io::Result<(
     let mut head = Vec::with_capacity(512);
     let complete = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream, &mut head)).await;
     let reply = match complete {
-        Ok(Ok(true)) => route(&head, state),
+        Ok(Ok(true)) => {
+            if let Some(drain) = state.drain.as_ref().filter(|_| asks_for_metrics(&head)) {
+                drain.wait().await;
+            }
+            route(&head, state)
+        }
         Ok(Ok(false)) => Reply::text("431 Request Header Fields Too Large", "head too large\n"),
         Ok(Err(err)) => return Err(err),
         Err(_) => Reply::text("408 Request Timeout", "timed out\n"),
@@ -106,6 +115,14 @@ async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Resul
         }
         head.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Whether the request line targets `/metrics` (query included), as [`route`] reads it.
+fn asks_for_metrics(head: &[u8]) -> bool {
+    let mut parts = head.split(|b| *b == b' ');
+    let _method = parts.next();
+    let target = parts.next().unwrap_or_default();
+    target.split(|b| *b == b'?').next() == Some(b"/metrics")
 }
 
 fn route(head: &[u8], state: &ServerState) -> Reply {
@@ -169,6 +186,7 @@ mod tests {
         ServerState {
             registry,
             ready: Arc::new(AtomicBool::new(ready)),
+            drain: None,
         }
     }
 
@@ -198,6 +216,11 @@ mod tests {
             "405 Method Not Allowed"
         );
         assert_eq!(route(b"\r\n\r\n", &s).status, "405 Method Not Allowed");
+
+        assert!(asks_for_metrics(b"GET /metrics HTTP/1.1\r\n\r\n"));
+        assert!(asks_for_metrics(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n"));
+        assert!(!asks_for_metrics(b"GET /metricsx HTTP/1.1\r\n\r\n"));
+        assert!(!asks_for_metrics(b"GET /healthz HTTP/1.1\r\n\r\n"));
     }
 
     #[tokio::test]
