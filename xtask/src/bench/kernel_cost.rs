@@ -62,6 +62,8 @@ pub fn programs_of(pid: u32) -> Result<BTreeMap<u32, Counters>> {
 }
 
 /// `prog_id`, `run_cnt` and `run_time_ns` of a BPF program's fdinfo; `None` for other fds.
+/// A link's or perf event's fdinfo names its program too, but without the counters, so
+/// only an fdinfo with the counters is the program's.
 fn parse_fdinfo(text: &str) -> Option<(u32, Counters)> {
     let value = |key: &str| {
         text.lines()
@@ -72,8 +74,8 @@ fn parse_fdinfo(text: &str) -> Option<(u32, Counters)> {
     Some((
         id,
         Counters {
-            runs: value("run_cnt").unwrap_or(0),
-            ns: value("run_time_ns").unwrap_or(0),
+            runs: value("run_cnt")?,
+            ns: value("run_time_ns")?,
         },
     ))
 }
@@ -133,6 +135,8 @@ mod tests {
             Some((42, Counters { runs: 3, ns: 1500 }))
         );
         assert_eq!(parse_fdinfo("pos:\t0\nflags:\t02\nmap_id:\t7\n"), None);
+        let link = "pos:\t0\nflags:\t02000000\nlink_type:\tperf\nlink_id:\t9\nprog_tag:\tabc\nprog_id:\t42\n";
+        assert_eq!(parse_fdinfo(link), None);
     }
 
     #[test]

@@ -237,14 +237,19 @@ fn overhead(w: &mut String, r: &Results, plan: &Plan) {
 fn kernel_cost(w: &mut String, r: &Results) {
     let _ = writeln!(
         w,
-        "### Kernel-side cost, counted by the kernel
-
-         During every observed run `kernel.bpf_stats_enabled` was 1 (restored afterwards), so          the kernel added up each of the observer's programs' runs and run time          (`run_cnt`, `run_time_ns` in the fdinfo of its program fds). This does not move with          the neighbours' load the way throughput does. Divided by the requests the observer          counted in the same run, it is the time the programs add to the watched workers per          request, summed over the request's syscalls; it is an upper bound, since it also          holds the one-lookup filter the syscall programs run for every other process on          the host. The statistics themselves cost two clock reads per program run.
-"
+        "### Kernel-side cost, counted by the kernel\n\n\
+         During every observed run `kernel.bpf_stats_enabled` was 1 (restored afterwards), so \
+         the kernel added up each of the observer's programs' runs and run time \
+         (`run_cnt`, `run_time_ns` in the fdinfo of its program fds). This does not move with \
+         the neighbours' load the way throughput does. Divided by the requests the observer \
+         counted in the same run, it is the time the programs add to the watched workers per \
+         request, summed over the request's syscalls; it is an upper bound, since it also \
+         holds the one-lookup filter the syscall programs run for every other process on \
+         the host. The statistics themselves cost two clock reads per program run.\n"
     );
     let _ = writeln!(
         w,
-        "| case | req/s ratio | added p99 µs | kernel µs per request (median) | rounds |
+        "| case | req/s ratio | added p99 µs | kernel µs per request (median) | rounds |\n\
          |---|---|---|---|---|"
     );
     for case in &r.overhead {
@@ -277,10 +282,8 @@ fn kernel_cost(w: &mut String, r: &Results) {
     }
     let _ = writeln!(
         w,
-        "
-By program, over all observed runs ({requests:.0} requests counted):
-
-         | program | runs | ns per run | runs per request | ns per request |
+        "\nBy program, over all observed runs ({requests:.0} requests counted):\n\n\
+         | program | runs | ns per run | runs per request | ns per request |\n\
          |---|---|---|---|---|"
     );
     let mut rows: Vec<_> = programs.into_iter().collect();
