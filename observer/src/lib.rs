@@ -11,6 +11,7 @@ pub mod clock;
 pub mod decode;
 pub mod discover;
 pub mod export;
+pub mod hashing;
 pub mod heap;
 pub mod http;
 pub mod lifecycle;

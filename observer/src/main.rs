@@ -135,10 +135,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let ready = Arc::new(AtomicBool::new(true));
     let (stop, stopped) = watch::channel(false);
+    let (drain_before_scrape, scrapes) = pipeline::scrape_channel();
     let state = server::ServerState {
         registry,
         ready: Arc::clone(&ready),
         web: Arc::new(web),
+        drain: Some(drain_before_scrape),
     };
     let (state_tls, state_auth) = (state.web.tls.is_some(), state.web.auth.is_some());
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
@@ -167,7 +169,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         tokio::spawn(refresher.run(stopped.clone()));
     }
-    let events = tokio::spawn(pipeline::run(pipeline, ring, intervals, stopped));
+    let events = tokio::spawn(pipeline::run(pipeline, ring, intervals, scrapes, stopped));
 
     wait_for_signal().await?;
     info!("shutting down");

@@ -4,12 +4,15 @@
 //! the statistics shared with the exporter, taken once per drained batch).
 
 mod batch;
+mod fresh;
 mod kernel;
 mod queue;
 mod record;
 mod replay;
 mod upgrade;
 mod workers;
+
+pub use fresh::{DrainBeforeScrape, ScrapeRequests, channel as scrape_channel};
 
 use std::{
     collections::{HashMap, HashSet},
@@ -34,7 +37,7 @@ use crate::{
     discover::{self, AppName, ProcInfo, Registry, Role, ScanError},
     export::{
         LoggedRequest, ObserverMetrics, RequestLog,
-        observer::{DISCOVERY_ERROR_REASONS, HEARTBEAT_UNREADABLE},
+        observer::{DISCOVERY_ERROR_REASONS, HEARTBEAT_UNREADABLE, QUEUE_ERROR_REASONS},
     },
     http::{ConnId, ConnTable, Outcome, Output, RouteMode},
     lifecycle::{ExitStatus, Lifecycle, RestartReason, SignalSeen},
@@ -79,6 +82,9 @@ pub struct Pipeline<K: KernelMaps = Probes> {
     request_log: Option<RequestLog>,
     /// `events_total{kind}` handles, by `Event::kind_index`, taken at first use.
     event_counters: [Option<IntCounter>; Event::KIND_NAMES.len()],
+    /// `queue_errors_total{reason}` handles, by position in `QUEUE_ERROR_REASONS`: one can
+    /// be counted for every accepted connection.
+    queue_error_counters: [Option<IntCounter>; QUEUE_ERROR_REASONS.len()],
 }
 
 /// After a master exits, rescan this many times at [`QUICK_RESCAN`] intervals: long enough
@@ -112,6 +118,7 @@ impl<K: KernelMaps> Pipeline<K> {
             recorder: None,
             request_log: None,
             event_counters: Default::default(),
+            queue_error_counters: Default::default(),
         }
     }
 
@@ -775,6 +782,7 @@ pub async fn run(
     mut pipeline: Pipeline,
     ring: RingBuf<MapData>,
     intervals: Intervals,
+    mut scrapes: ScrapeRequests,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     // SAFETY: the ring buffer owns its map fd and keeps it open, unchanged, for as long as it
@@ -805,6 +813,10 @@ pub async fn run(
             }
             _ = drain.tick() => {
                 drain_ring(&mut pipeline, ring.get_mut());
+            }
+            done = scrapes.next() => {
+                drain_ring(&mut pipeline, ring.get_mut());
+                scrapes.answer(done);
             }
             // A scan forgets processes missing from /proc. Their exit and last requests
             // may still sit in the ring buffer, so drain it first or those requests would

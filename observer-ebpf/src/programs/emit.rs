@@ -39,11 +39,23 @@ fn wakeup_flags() -> u64 {
 /// Sends a fixed-size record through reserve/submit (no copy off the stack).
 #[inline(always)]
 pub fn send<T: 'static>(event: T) -> Result<(), u32> {
+    submit(event, wakeup_flags())
+}
+
+/// [`send`] for rare records userspace must act on at once (a new master to track, a worker
+/// gone): the reader is woken whatever the fill, since its own drain timer is slow.
+#[inline(always)]
+pub fn send_now<T: 'static>(event: T) -> Result<(), u32> {
+    submit(event, BPF_RB_FORCE_WAKEUP as u64)
+}
+
+#[inline(always)]
+fn submit<T: 'static>(event: T, flags: u64) -> Result<(), u32> {
     let Some(mut entry) = EVENTS.reserve::<T>(0) else {
         return Err(DROP_RINGBUF_FULL);
     };
     entry.write(event);
-    entry.submit(wakeup_flags());
+    entry.submit(flags);
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use observer_ebpf::{
 };
 
 use super::{
-    emit::{header, send},
+    emit::{header, send_now},
     maps::{TASK_OFFSETS, TRACKED, count_drop, current, finish, role_of},
 };
 
@@ -69,7 +69,7 @@ fn try_fork(ctx: &BtfTracePointContext) -> Result<(), u32> {
             0
         }
     };
-    send(ProcEvent {
+    send_now(ProcEvent {
         header: header(EventKind::Fork, pid_tgid, -1),
         parent_tgid: parent,
         child_tgid,
@@ -82,7 +82,7 @@ fn try_fork(ctx: &BtfTracePointContext) -> Result<(), u32> {
 /// Execs are rare, so this costs the node little.
 fn try_exec() -> Result<(), u32> {
     let (pid_tgid, tgid) = current();
-    send(ProcEvent {
+    send_now(ProcEvent {
         header: header(EventKind::Exec, pid_tgid, -1),
         parent_tgid: tgid,
         child_tgid: tgid,
@@ -107,7 +107,7 @@ fn try_exit() -> Result<(), u32> {
     });
     // A missing key only means userspace untracked it first.
     let _ = TRACKED.remove(tgid);
-    send(ProcEvent {
+    send_now(ProcEvent {
         header: header(EventKind::Exit, pid_tgid, -1),
         parent_tgid: tgid,
         child_tgid: tgid,

@@ -26,6 +26,7 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::web::{Verdict, Web, auth::authorization};
+use crate::pipeline::DrainBeforeScrape;
 
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +39,8 @@ pub struct ServerState {
     pub ready: Arc<AtomicBool>,
     /// TLS, auth, headers and rate limit from `--web.config.file`; default: none.
     pub web: Arc<Web>,
+    /// Drains the ring buffer before `/metrics` is encoded; `None` serves what is counted.
+    pub drain: Option<DrainBeforeScrape>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -154,6 +157,10 @@ async fn guard(head: &[u8], state: &ServerState) -> Reply {
             }
         }
     }
+    // Only an admitted scrape may make the event loop drain first.
+    if let Some(drain) = state.drain.as_ref().filter(|_| asks_for_metrics(head)) {
+        drain.wait().await;
+    }
     route(head, state)
 }
 
@@ -182,6 +189,14 @@ async fn read_head<S: AsyncRead + Unpin>(
         }
         head.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Whether the request line targets `/metrics` (query included), as [`route`] reads it.
+fn asks_for_metrics(head: &[u8]) -> bool {
+    let mut parts = head.split(|b| *b == b' ');
+    let _method = parts.next();
+    let target = parts.next().unwrap_or_default();
+    target.split(|b| *b == b'?').next() == Some(b"/metrics")
 }
 
 fn route(head: &[u8], state: &ServerState) -> Reply {
@@ -258,6 +273,7 @@ mod tests {
             registry,
             ready: Arc::new(AtomicBool::new(ready)),
             web: Arc::default(),
+            drain: None,
         }
     }
 
@@ -287,6 +303,11 @@ mod tests {
             "405 Method Not Allowed"
         );
         assert_eq!(route(b"\r\n\r\n", &s).status, "405 Method Not Allowed");
+
+        assert!(asks_for_metrics(b"GET /metrics HTTP/1.1\r\n\r\n"));
+        assert!(asks_for_metrics(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n"));
+        assert!(!asks_for_metrics(b"GET /metricsx HTTP/1.1\r\n\r\n"));
+        assert!(!asks_for_metrics(b"GET /healthz HTTP/1.1\r\n\r\n"));
     }
 
     #[tokio::test]

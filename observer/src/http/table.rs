@@ -1,7 +1,5 @@
 //! All followed connections, keyed by (process, fd), from accept to close.
 
-use std::collections::HashMap;
-
 use observer_ebpf::limits::MAX_CONNECTIONS;
 
 use super::ConnId;
@@ -9,6 +7,7 @@ use super::conn::Conn;
 use super::output::{AbortReason, Output, Problem};
 use super::request::starts_request;
 use super::route::RouteMode;
+use crate::hashing::FastMap;
 
 /// Default cap on followed connections: the kernel's `CONNS` map holds no more, so only
 /// connections whose close was lost can push the table past it.
@@ -25,20 +24,20 @@ const SHRINK_ABOVE_CAPACITY: usize = 2048;
 /// are refused and each refusal is counted as [`Problem::TableFull`].
 #[derive(Debug)]
 pub struct ConnTable {
-    conns: HashMap<ConnId, Conn>,
+    conns: FastMap<ConnId, Conn>,
     max_conns: usize,
     /// Requests in flight per process, summed over its connections: kept up to date at every
     /// change so a worker's busy/idle state costs one lookup.
-    in_flight: HashMap<u32, usize>,
+    in_flight: FastMap<u32, usize>,
     route_mode: RouteMode,
 }
 
 impl ConnTable {
     pub fn new(max_conns: usize) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: FastMap::default(),
             max_conns,
-            in_flight: HashMap::new(),
+            in_flight: FastMap::default(),
             route_mode: RouteMode::default(),
         }
     }

@@ -119,8 +119,19 @@ impl<K: KernelMaps> Pipeline<K> {
         }
     }
 
-    fn count_queue_error(&self, reason: &'static str) {
-        debug_assert!(QUEUE_ERROR_REASONS.contains(&reason), "{reason}");
-        self.metrics.queue_errors.with_label_values(&[reason]).inc();
+    /// Counts by a handle kept per reason: like events, this can happen for every
+    /// accepted connection, and a label look-up hashes strings under a lock.
+    fn count_queue_error(&mut self, reason: &'static str) {
+        let Some(index) = QUEUE_ERROR_REASONS
+            .iter()
+            .position(|known| *known == reason)
+        else {
+            debug_assert!(false, "unknown queue error reason {reason}");
+            return;
+        };
+        let queue_errors = &self.metrics.queue_errors;
+        self.queue_error_counters[index]
+            .get_or_insert_with(|| queue_errors.with_label_values(&[reason]))
+            .inc();
     }
 }

@@ -142,8 +142,12 @@ impl<K: KernelMaps> Pipeline<K> {
                 drop(stats);
                 // `gunicorn --daemon` forks twice and the launcher exits: the real master is
                 // its grandchild, which no exec or tracked fork reveals. Look for it over the
-                // next two seconds rather than at the next periodic rescan.
-                self.quick_rescans = QUICK_RESCANS;
+                // next two seconds rather than at the next periodic rescan. Only after a
+                // launcher: forty full scans after every ordinary shutdown were most of the
+                // observer's idle CPU on a host whose Gunicorns come and go.
+                if launcher {
+                    self.quick_rescans = QUICK_RESCANS;
+                }
             }
         }
         self.update_gauges();

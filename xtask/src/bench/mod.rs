@@ -8,6 +8,7 @@
 
 mod cpu;
 mod gunicorn;
+mod kernel_cost;
 mod load;
 mod memory;
 mod observer;
@@ -55,7 +56,7 @@ impl Plan {
                 rounds: 7,
                 wrk_secs: 10,
                 paced_secs: 20.0,
-                rates: vec![250.0, 500.0, 1000.0],
+                rates: vec![250.0, 1000.0, 4000.0],
                 worker_steps: vec![4, 28, 100],
                 connection_steps: vec![100, 1_000, 10_000],
                 background_rate: 100.0,
@@ -68,7 +69,7 @@ impl Plan {
                 rounds: 5,
                 wrk_secs: 3,
                 paced_secs: 8.0,
-                rates: vec![250.0, 500.0, 1000.0],
+                rates: vec![250.0, 1000.0, 4000.0],
                 worker_steps: vec![4, 28, 100],
                 connection_steps: vec![100, 1_000, 10_000],
                 background_rate: 100.0,

@@ -2,13 +2,15 @@
 //! observer runs, and gunicorn-prometheus-exporter next to its own bare baseline (it needs
 //! Gunicorn 23), measured with wrk in alternating rounds.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
 
 use super::gunicorn::{Instance, Spec, Worker};
+use super::kernel_cost::{self, Counters, StatsEnabled};
 use super::load::{self, WrkResult};
-use super::observer::Observer;
+use super::observer::{self, Observer};
 use super::{Plan, median};
 
 /// The four things measured in each round, in the order they run.
@@ -25,6 +27,22 @@ pub struct Case {
     pub path: &'static str,
     /// `runs[variant][round]`.
     pub runs: [Vec<WrkResult>; 4],
+    /// What the kernel programs cost during each observed run.
+    pub kernel: Vec<KernelRound>,
+}
+
+/// The observer's kernel programs during one observed wrk run, as the kernel counted them.
+pub struct KernelRound {
+    /// Requests the observer counted in the run, for every instance it watched.
+    pub requests: f64,
+    pub programs: BTreeMap<String, Counters>,
+}
+
+impl KernelRound {
+    pub fn ns_per_request(&self) -> f64 {
+        let ns: u64 = self.programs.values().map(|c| c.ns).sum();
+        ns as f64 / self.requests.max(1.0)
+    }
 }
 
 impl Case {
@@ -58,6 +76,7 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Vec<Case>> {
                 worker,
                 path,
                 runs: Default::default(),
+                kernel: Vec::new(),
             };
             for round in 1..=plan.rounds {
                 println!(
@@ -67,7 +86,9 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Vec<Case>> {
                 );
                 case.runs[0].push(load::wrk(&bare.url(path), plan.wrk_secs)?);
                 let mut observer = Observer::start(root, scratch, None)?;
-                case.runs[1].push(load::wrk(&bare.url(path), plan.wrk_secs)?);
+                let (run, kernel) = observed_run(&observer, &bare.url(path), plan.wrk_secs)?;
+                case.runs[1].push(run);
+                case.kernel.push(kernel);
                 observer.stop();
                 case.runs[2].push(load::wrk(&bare_23.url(path), plan.wrk_secs)?);
                 case.runs[3].push(load::wrk(&exporter.url(path), plan.wrk_secs)?);
@@ -76,4 +97,23 @@ pub fn run(root: &Path, scratch: &Path, plan: &Plan) -> Result<Vec<Case>> {
         }
     }
     Ok(cases)
+}
+
+/// One wrk run against an observed instance, with the kernel's statistics on for its length.
+fn observed_run(observer: &Observer, url: &str, secs: u32) -> Result<(WrkResult, KernelRound)> {
+    let requests = |text: &str| observer::sum(text, "gunicorn_worker_requests_total", &[]);
+    let counted_before = requests(&observer.metrics()?);
+    let pid = observer.proc.pid();
+
+    let stats = StatsEnabled::enable()?;
+    let before = kernel_cost::programs_of(pid)?;
+    let run = load::wrk(url, secs)?;
+    let after = kernel_cost::programs_of(pid)?;
+    drop(stats);
+
+    let kernel = KernelRound {
+        requests: requests(&observer.metrics()?) - counted_before,
+        programs: kernel_cost::added(&before, &after, &kernel_cost::names()),
+    };
+    Ok((run, kernel))
 }
