@@ -7,6 +7,7 @@ mod details;
 mod in_flight;
 mod lost;
 mod property;
+mod resync;
 mod robustness;
 mod sequences;
 mod splits;
