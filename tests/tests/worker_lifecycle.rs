@@ -32,6 +32,11 @@ fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
             .arg("--max-requests=20"),
     );
 
+    // Whether the observer had found the instance before the load, for the diagnosis: a
+    // master found late (by the rescan rather than its exec) misses the workers that came
+    // and went before, 20 requests each.
+    let found_before_load = worker_info(&observer.metrics(), app).len();
+
     // Four clients at once, so workers exit with connections queued on the listener.
     std::thread::scope(|scope| {
         for _ in 0..CLIENTS {
@@ -51,7 +56,10 @@ fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
     );
     let after = settled(&observer, app, sent);
     if by_method_status(&after, app) != expect(&[("GET", "200", sent)]) {
-        panic!("{}", miscount(&observer, &gunicorn, app, sent));
+        panic!(
+            "{}",
+            miscount(&observer, &gunicorn, app, sent, found_before_load)
+        );
     }
 
     // 240 requests at 20 a worker: at least a dozen workers came and went.
@@ -81,7 +89,13 @@ fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
 /// drop, loss and attribution counters, the counts per slot against the workers Gunicorn
 /// booted (each serves exactly `--max-requests`, the last two fewer), Gunicorn's log of
 /// boots and exits, and the observer's debug log.
-fn miscount(observer: &Observer, gunicorn: &Gunicorn, app: &str, sent: f64) -> String {
+fn miscount(
+    observer: &Observer,
+    gunicorn: &Gunicorn,
+    app: &str,
+    sent: f64,
+    found_before_load: usize,
+) -> String {
     let first = by_method_status(&observer.metrics(), app);
     let later = process::wait_for(Duration::from_secs(30), || {
         let now = total(&observer.metrics(), app);
@@ -101,7 +115,8 @@ fn miscount(observer: &Observer, gunicorn: &Gunicorn, app: &str, sent: f64) -> S
         .unwrap_or_default();
     format!(
         "counted {first:?} of {sent} GET 200 (access log agrees on {sent}); \
-         30 s later: {}\n\
+         30 s later: {}; workers in gunicorn_worker_info when the load began: \
+         {found_before_load}\n\
          {} workers booted: {booted:?}\n\
          observer series of this app and its own counters:\n{}\n\
          gunicorn error log:\n{}\n\
