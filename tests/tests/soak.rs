@@ -266,10 +266,18 @@ fn soak() {
         );
         let open = fds(pid);
         let (kept, reading) = split_proc(&open);
+        // The observer follows every Gunicorn on the host: another one's connections (a
+        // test holding 10,000 open) raise its heap to a new high-water mark, which these
+        // host-wide gauges let a reader match with a heap step.
+        let (conns, tracked) = (
+            metrics.sum("gunicorn_observer_open_connections", &[]),
+            metrics.sum("gunicorn_observer_tracked_processes", &[]),
+        );
         eprintln!(
             "soak minute {minute}: {sent} requests, {restarts} max_requests restarts, \
              observer RSS {rss} KiB (heap {anon} KiB, eBPF maps {ring} KiB), {} fds \
-             ({} /proc being read), {} series, new: {new:?}, fds since last minute: {:?}",
+             ({} /proc being read), {} series, host-wide {conns} open connections and \
+             {tracked} tracked processes, new: {new:?}, fds since last minute: {:?}",
             open.len(),
             reading.len(),
             now.len(),
