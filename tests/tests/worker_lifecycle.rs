@@ -84,7 +84,9 @@ fn max_requests_recycling_under_load_keeps_counts_exact_and_slots_in_range() {
 }
 
 /// Everything needed to tell why the recycling test counted other than the access log: it
-/// once counted 140 of 240 on a machine at load 13, and did not again in ten runs. Whether
+/// once counted 140 of 240 on a machine at load 13, and did not again in 35 runs at load
+/// 15-22 (2026-12-04). 100 missing is exactly five workers' 20 requests, which a master found
+/// by the 5 s rescan instead of its exec would miss; this says whether that was it. Whether
 /// the count catches up later (the observer lagging) or not (events lost), the observer's own
 /// drop, loss and attribution counters, the counts per slot against the workers Gunicorn
 /// booted (each serves exactly `--max-requests`, the last two fewer), Gunicorn's log of

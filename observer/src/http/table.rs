@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_CONNS: usize = MAX_CONNECTIONS as usize;
 /// are refused and each refusal is counted as [`Problem::TableFull`].
 #[derive(Debug)]
 pub struct ConnTable {
+    /// Its capacity is never given back: after a peak of open connections on the host the
+    /// heap stays near that high-water mark (README, known limitations).
     conns: HashMap<ConnId, Conn>,
     max_conns: usize,
     /// Requests in flight per process, summed over its connections: kept up to date at every
