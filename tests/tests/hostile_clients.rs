@@ -134,14 +134,15 @@ fn big_head() -> Vec<u8> {
 }
 
 /// The first four bytes at one a second, then the rest: Gunicorn waits and answers.
+/// The whole head at one byte a second, as the issue describes slowloris: every read the
+/// worker makes is one byte, the request line included.
 fn slowloris(addr: Addr) {
     let request = http::encode_request("GET", "/", None, false);
     let mut conn = Conn::open(&addr).expect("connect");
-    for byte in &request[..4] {
+    for byte in &request {
         conn.write_raw(std::slice::from_ref(byte)).expect("dribble");
         thread::sleep(Duration::from_secs(1));
     }
-    conn.write_raw(&request[4..]).expect("rest of the head");
     let response = conn.read_response("GET").expect("slowloris response");
     assert_eq!(response.status, 200);
 }

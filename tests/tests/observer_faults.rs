@@ -1,5 +1,6 @@
-//! Faults around a running observer: SIGKILL under wrk load, SIGTERM's drain-and-exit, and
-//! a Gunicorn master killed with its pids later handed to unrelated processes.
+//! Faults around a running observer: SIGKILL under wrk load, SIGTERM's drain-and-exit, a
+//! Gunicorn master killed with its pids later handed to unrelated processes, and workers
+//! killed with connections open.
 
 mod common;
 
@@ -9,9 +10,11 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use observer_tests::{Addr, Gunicorn, GunicornOpts, Observer, http, process};
+use observer_tests::{Addr, Conn, Gunicorn, GunicornOpts, Observer, ProcView, http, process};
 
-use common::{UNATTRIBUTED, by_method_status, expect, held_bpf_ids, settled, total, worker_info};
+use common::{
+    FAILED, UNATTRIBUTED, by_method_status, expect, held_bpf_ids, settled, total, worker_info,
+};
 
 /// The README's promise for SIGTERM.
 const SIGTERM_EXIT_LIMIT: Duration = Duration::from_secs(2);
@@ -344,4 +347,58 @@ fn reused_pids_of_a_killed_master_and_its_workers_are_never_workers() {
         0.0,
         "the impostors' requests reached the observer"
     );
+}
+
+const OPEN_CONNECTIONS: &str = "gunicorn_observer_open_connections";
+/// Keep-alive connections left idle in the workers that are then killed.
+const IDLE_AT_KILL: usize = 40;
+
+/// A worker killed with connections open never closes them itself: the kernel does at its
+/// exit, with no close(2) to see. Their state must go with the process.
+#[test]
+fn workers_killed_with_connections_open_take_their_connection_state_with_them() {
+    let app = common::unique_app("faults-exit-state");
+    let app = app.as_str();
+    let gunicorn = Gunicorn::start(
+        GunicornOpts::gthread(2, 4)
+            .arg(&format!("--name={app}"))
+            .arg("--keep-alive=600"),
+    );
+    // The open-connection gauge is host-wide: show the observer this Gunicorn only.
+    let mut pids = gunicorn.worker_pids();
+    pids.push(gunicorn.master_pid());
+    let view = ProcView::of(&pids);
+    let observer = Observer::start(&["--proc-root", view.path().to_str().expect("utf-8")]);
+    observer.wait_for_metrics(WAIT, "the instance found", |m| {
+        worker_info(m, app).len() == 2
+    });
+    let open_before = observer.metrics().sum(OPEN_CONNECTIONS, &[]);
+
+    let conns: Vec<Conn> = (0..IDLE_AT_KILL)
+        .map(|_| {
+            let mut conn = Conn::open(gunicorn.addr()).expect("connect");
+            let response = conn.send("GET", "/", None, true).expect("keep-alive GET");
+            assert_eq!(response.status, 200);
+            conn
+        })
+        .collect();
+    observer.wait_for_metrics(WAIT, "the idle connections followed", |m| {
+        m.sum(OPEN_CONNECTIONS, &[]) == open_before + IDLE_AT_KILL as f64
+    });
+
+    for pid in gunicorn.worker_pids() {
+        process::signal(pid, libc::SIGKILL).expect("SIGKILL a worker");
+    }
+    observer.wait_for_metrics(WAIT, "connection state gone with the workers", |m| {
+        m.sum(OPEN_CONNECTIONS, &[]) == open_before
+    });
+
+    // The idle connections had no request in flight: nothing failed, nothing is lost.
+    let after = settled(&observer, app, IDLE_AT_KILL as f64);
+    assert_eq!(
+        by_method_status(&after, app),
+        expect(&[("GET", "200", IDLE_AT_KILL as f64)])
+    );
+    assert_eq!(after.sum(FAILED, &[("app", app)]), 0.0);
+    drop(conns);
 }

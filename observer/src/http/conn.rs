@@ -11,6 +11,7 @@ use super::ConnId;
 use super::framing::Body;
 use super::head::HeadBuf;
 use super::output::{AbortReason, Completed, Method, Outcome, Output, Problem};
+use super::resync::LinePrefix;
 use super::route::{Route, RouteMode};
 
 /// Requests one connection may have waiting for responses. Gunicorn answers one request at a
@@ -74,8 +75,9 @@ pub(super) enum Inbound {
     /// The length of request `seq` is unknown: its bytes run until its final response head
     /// goes out.
     Unframed { seq: u64 },
-    /// Framing was lost: wait for a read that begins with a request line.
-    Resync,
+    /// Framing was lost: wait for a read that begins with a request line. `prefix`: the
+    /// reads since were too short to tell, and may be the beginning of one.
+    Resync { prefix: Option<LinePrefix> },
     /// A connection whose accept was not seen. `may_start`: a read beginning with a request
     /// line would be at a request boundary (nothing yet, or the worker has just written).
     Unknown { may_start: bool },

@@ -53,7 +53,7 @@ impl Conn {
 
     /// Walk one read's bytes through the request states; one read may end a body and carry
     /// several whole pipelined requests.
-    fn consume(
+    pub(super) fn consume(
         &mut self,
         ts_ns: u64,
         mut visible: &[u8],
@@ -74,11 +74,10 @@ impl Conn {
                     }
                     blank as u64
                 }
-                Inbound::Resync => {
-                    if !starts_request(visible) {
+                Inbound::Resync { prefix } => {
+                    if !self.resync(prefix, ts_ns, visible, remaining, sink) {
                         break;
                     }
-                    self.inbound = Inbound::Idle;
                     0
                 }
                 Inbound::Head { seq } => {
@@ -103,7 +102,7 @@ impl Conn {
                         self.add_request_bytes(seq, remaining, ts_ns);
                         remaining
                     } else {
-                        self.inbound = Inbound::Resync;
+                        self.inbound = Inbound::Resync { prefix: None };
                         0
                     }
                 }
@@ -128,7 +127,7 @@ impl Conn {
 
         if self.queue.len() >= MAX_IN_FLIGHT {
             sink(Output::Problem(Problem::PipelineOverflow));
-            self.inbound = Inbound::Resync;
+            self.inbound = Inbound::Resync { prefix: None };
             return false;
         }
 
@@ -167,7 +166,7 @@ impl Conn {
             // The worker answered before the head ended (400, 431): where the next request
             // starts is unknown.
             self.in_head.clear();
-            self.inbound = Inbound::Resync;
+            self.inbound = Inbound::Resync { prefix: None };
             return 0;
         }
         if visible.is_empty() {

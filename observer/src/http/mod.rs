@@ -17,6 +17,7 @@ mod outbound;
 mod output;
 mod request;
 mod response;
+mod resync;
 mod route;
 mod table;
 

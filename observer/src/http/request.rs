@@ -148,10 +148,7 @@ pub(crate) fn starts_request(bytes: &[u8]) -> bool {
     let Some((token, rest)) = split_at_space(bytes) else {
         return false;
     };
-    let method_ok = (3..=20).contains(&token.len())
-        && token
-            .iter()
-            .all(|&b| is_tchar(b) && !b.is_ascii_lowercase() && b != b'#');
+    let method_ok = is_method(token);
     let target_ok = match rest.first() {
         Some(b'/' | b'*') => true,
         Some(b) if b.is_ascii_alphabetic() => {
@@ -170,6 +167,31 @@ pub(crate) fn starts_request(bytes: &[u8]) -> bool {
         None => rest
             .iter()
             .all(|&b| b == b' ' || b.is_ascii_graphic() || b == b'\r'),
+    }
+}
+
+/// Longest method token Gunicorn's default method check accepts.
+const MAX_METHOD_LEN: usize = 20;
+
+/// A method as Gunicorn's default check accepts it: 3-20 characters, no lowercase.
+fn is_method(token: &[u8]) -> bool {
+    (3..=MAX_METHOD_LEN).contains(&token.len()) && token.iter().all(|&b| is_method_char(b))
+}
+
+fn is_method_char(b: u8) -> bool {
+    is_tchar(b) && !b.is_ascii_lowercase() && b != b'#'
+}
+
+/// Whether `bytes` may be the beginning of a request line too short for [`starts_request`]
+/// to judge: part of a method, or a method, its space and the start of an absolute-form
+/// target, with no line end yet.
+pub(crate) fn may_begin_request(bytes: &[u8]) -> bool {
+    if bytes.is_empty() || bytes.contains(&b'\n') {
+        return false;
+    }
+    match split_at_space(bytes) {
+        None => bytes.len() <= MAX_METHOD_LEN && bytes.iter().all(|&b| is_method_char(b)),
+        Some((token, rest)) => is_method(token) && rest.iter().all(u8::is_ascii_graphic),
     }
 }
 

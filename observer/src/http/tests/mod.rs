@@ -8,6 +8,7 @@ mod in_flight;
 mod lost;
 mod memory;
 mod property;
+mod resync;
 mod robustness;
 mod sequences;
 mod splits;

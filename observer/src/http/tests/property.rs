@@ -22,8 +22,6 @@ struct Exchange {
     /// The interim response, if the request asked for one.
     interim: Vec<u8>,
     response: Vec<u8>,
-    /// The request body is chunked (see [`read_sizes_for`]).
-    request_chunked: bool,
     /// The response is chunked: its framing is in chunk headers spread through the body.
     response_chunked: bool,
     status: u16,
@@ -156,22 +154,8 @@ fn build(
             Vec::new()
         },
         response,
-        request_chunked: matches!(body, Body::Chunked(_)),
         response_chunked,
         status,
-    }
-}
-
-/// The read sizes for a request. A chunked upload read past the capture loses its framing
-/// and falls back to ending where the answer starts; that alone still counts exactly, but
-/// the next request is then only picked up from a read that begins with a whole request
-/// line (README, known limitations), which the arbitrary cuts here would break. So chunked
-/// requests are read within the capture; `bodies.rs` covers the fallback.
-fn read_sizes_for(exchange: &Exchange, sizes: &[usize]) -> Vec<usize> {
-    if exchange.request_chunked {
-        sizes.iter().map(|size| (*size).min(CAPTURE_LEN)).collect()
-    } else {
-        sizes.to_vec()
     }
 }
 
@@ -219,7 +203,7 @@ fn run_in_turn(
     let mut expected = Vec::new();
     for exchange in exchanges {
         let mut start = None;
-        for piece in cut(&exchange.request, &read_sizes_for(exchange, read_sizes)) {
+        for piece in cut(&exchange.request, read_sizes) {
             let now = tick();
             start.get_or_insert(now);
             sim.read(1, now, piece);
