@@ -23,9 +23,7 @@ use gunicorn_observer::{
     aggregate::Stats,
     cli::Args,
     discover::kube::{Endpoint, KubeMetrics, Refresher},
-    export::{
-        GunicornCollector, ObserverMetrics, QueueCollector, RequestLog, server, web::Web,
-    },
+    export::{GunicornCollector, ObserverMetrics, QueueCollector, RequestLog, server, web::Web},
     load::Probes,
     pipeline::{self, Intervals, Pipeline, Recorder},
     preflight,

@@ -97,7 +97,7 @@ fn a_secret_in_headers_cookies_and_bodies_never_reaches_metrics_or_logs() {
     let lines = std::fs::read_to_string(&request_log).expect("request log");
     let ours: Vec<&str> = lines
         .lines()
-        .filter(|line| line.contains(&format!(r#""app":"{APP}""#)))
+        .filter(|line| line.contains(&format!(r#""app":"{}""#, *APP)))
         .collect();
     assert_eq!(ours.len(), 12, "{lines}");
     assert!(ours.iter().all(|line| line.contains(r#""route":"/echo","#)));
