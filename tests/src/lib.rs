@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod observer;
 pub mod proc_view;
 pub mod process;
+pub mod prometheus;
 pub mod tempdir;
 
 pub use access_log::AccessEntry;

@@ -11,14 +11,13 @@ use std::{
     io::Write as _,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::Duration,
 };
 
 use observer_tests::{
-    Addr, GunicornOpts, Observer, gunicorn::free_port, http, kube::PodCgroups, kube::StubKubelet,
-    process, tempdir::TempDir,
+    GunicornOpts, Observer, kube::PodCgroups, kube::StubKubelet, process, prometheus::Prometheus,
 };
 use serde_json::Value;
 
@@ -36,116 +35,16 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Prometheus {
-    fn start(observer: SocketAddr) -> Prometheus {
-        let dir = TempDir::new("prometheus");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let rules = repo_root().join("deploy/prometheus/alerts.yaml");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: gunicorn-observer\n    honor_labels: true\n    \
-             static_configs:\n      - targets: ['{observer}']\n",
-            rules.display()
-        );
-        let config_path = dir.path().join("prometheus.yml");
-        fs::write(&config_path, config).unwrap();
-        let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(prometheus_bin())
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting prometheus");
-        let prometheus = Prometheus {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let ready = process::wait_for(Duration::from_secs(30), || {
-            http::get(&Addr::Tcp(addr), "/-/ready")
-                .ok()
-                .filter(|r| r.status == 200)
-        });
-        assert!(
-            ready.is_some(),
-            "prometheus not ready:\n{}",
-            prometheus.log()
-        );
-        prometheus
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    fn api(&self, path: &str) -> Value {
-        let response = http::get(&Addr::Tcp(self.addr), path)
-            .unwrap_or_else(|err| panic!("GET {path}: {err}"));
-        let body: Value = serde_json::from_str(&response.text())
-            .unwrap_or_else(|err| panic!("GET {path}: {err}: {}", response.text()));
-        assert_eq!(body["status"], "success", "GET {path}: {body}");
-        body["data"].clone()
-    }
-
-    /// The instant vector of `query`, evaluated now.
-    fn query(&self, query: &str) -> Vec<Value> {
-        let data = self.api(&format!("/api/v1/query?query={}", encode(query)));
-        data["result"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// Label names on any series of `metric`.
-    fn labels_of(&self, metric: &str) -> BTreeSet<String> {
-        let data = self.api(&format!("/api/v1/labels?match[]={}", encode(metric)));
-        data.as_array()
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(|n| n.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = process::terminate(&mut self.child, Duration::from_secs(10));
-    }
-}
-
-fn prometheus_bin() -> PathBuf {
-    let path = PathBuf::from("/usr/bin/prometheus");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo xtask bootstrap` installs Debian's prometheus package",
-        path.display()
-    );
-    path
-}
-
-/// Percent-encodes a query parameter.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A Prometheus that scrapes `observer` every second and evaluates the alert rules.
+fn start_prometheus(observer: SocketAddr) -> Prometheus {
+    let rules = repo_root().join("deploy/prometheus/alerts.yaml");
+    Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - {}\n\
+         scrape_configs:\n  - job_name: gunicorn-observer\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['{observer}']\n",
+        rules.display()
+    ))
 }
 
 /// The metric names and the label names one PromQL expression refers to: selectors'
@@ -304,7 +203,7 @@ fn every_dashboard_query_and_alert_selector_has_data() {
         "--sample-secs",
         "1",
     ]);
-    let prometheus = Prometheus::start(observer.addr());
+    let prometheus = start_prometheus(observer.addr());
 
     // Traffic over a few scrapes: successes, 5xx from the app, and an unhandled error.
     for round in 0..SCRAPES_NEEDED {

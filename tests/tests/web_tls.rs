@@ -1,22 +1,15 @@
 //! `--web.config.file` against real clients: curl and a real Prometheus talk TLS and basic
 //! auth to a real observer on loopback, with a CA and certificates made by openssl here.
 
-use std::{
-    fs,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{fs, net::SocketAddr, path::Path, time::Duration};
 
 use observer_tests::{
-    Addr, Observer,
+    Observer,
     certs::{Ca, CurlResult, Usage, curl},
-    gunicorn::free_port,
-    http, process,
+    process,
+    prometheus::Prometheus,
     tempdir::TempDir,
 };
-use serde_json::Value;
 
 const USER: &str = "prometheus";
 const PASSWORD: &str = "correct horse battery staple";
@@ -225,87 +218,6 @@ fn required_client_certificates_refuse_clients_without_one() {
     observer.stop();
 }
 
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = process::terminate(&mut self.child, Duration::from_secs(10));
-    }
-}
-
-fn prometheus_bin() -> PathBuf {
-    let path = PathBuf::from("/usr/bin/prometheus");
-    assert!(
-        path.exists(),
-        "`cargo xtask bootstrap` installs Debian's prometheus package"
-    );
-    path
-}
-
-impl Prometheus {
-    fn start(scrape_config: &str) -> Prometheus {
-        let dir = TempDir::new("prometheus-tls");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let config = dir.path().join("prometheus.yml");
-        fs::write(
-            &config,
-            format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{scrape_config}"),
-        )
-        .unwrap();
-        let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(prometheus_bin())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting prometheus");
-        Prometheus { child, addr, dir }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// The value of the single series `query` returns, if it returns exactly one.
-    fn scalar(&self, query: &str) -> Option<String> {
-        let encoded: String = query
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let response = http::get(
-            &Addr::Tcp(self.addr),
-            &format!("/api/v1/query?query={encoded}"),
-        )
-        .ok()?;
-        let body: Value = serde_json::from_str(&response.text()).ok()?;
-        let result = body["data"]["result"].as_array()?;
-        match result.as_slice() {
-            [one] => one["value"][1].as_str().map(str::to_owned),
-            _ => None,
-        }
-    }
-
-    /// The last scrape error of the job's target, for a failure message.
-    fn target_error(&self) -> String {
-        http::get(&Addr::Tcp(self.addr), "/api/v1/targets")
-            .map(|r| r.text())
-            .unwrap_or_default()
-    }
-}
-
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
     let dir = TempDir::new("web-prom");
@@ -340,7 +252,9 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         "observer-wrong-password",
         &format!("basic_auth:\n      username: {USER}\n      password: nope"),
     );
-    let prometheus = Prometheus::start(&format!("{good}{bad}"));
+    let prometheus = Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n{good}{bad}"
+    ));
 
     let up = process::wait_for(Duration::from_secs(60), || {
         let good = prometheus.scalar("up{job=\"observer-tls\"}")?;
@@ -351,7 +265,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         up,
         Some(("1".to_owned(), "0".to_owned())),
         "targets: {}\n{}",
-        prometheus.target_error(),
+        prometheus.targets(),
         prometheus.log()
     );
     // What Prometheus stored came through the authenticated scrape.
