@@ -69,7 +69,7 @@ impl SlotStats {
         let open = self
             .busy_since_ns
             .map_or(0, |since| now_ns.saturating_sub(since));
-        (self.busy_ns + open) as f64 / 1e9
+        self.busy_ns.saturating_add(open) as f64 / 1e9
     }
 
     /// Live worker processes in the slot: the holder and the leaving ones.
@@ -139,5 +139,25 @@ impl SlotStats {
             // record near it (the event_decode fuzzer made one) saturates, never wraps.
             self.busy_ns = self.busy_ns.saturating_add(end - since);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotStats;
+
+    /// Found by the event_decode fuzzer: exit records stamped near `u64::MAX` closed busy
+    /// intervals whose sum overflowed. The sum and the open interval now saturate.
+    #[test]
+    fn busy_time_from_timestamps_near_the_clock_limit_saturates() {
+        let mut slot = SlotStats::new();
+        slot.busy(7, 0);
+        slot.idle(7, u64::MAX - 1, 0);
+        assert_eq!(slot.busy_ns, u64::MAX - 1);
+        slot.busy(7, 0);
+        slot.idle(7, u64::MAX, 0);
+        assert_eq!(slot.busy_ns, u64::MAX);
+        slot.busy(7, 5);
+        assert_eq!(slot.busy_seconds(u64::MAX), u64::MAX as f64 / 1e9);
     }
 }
