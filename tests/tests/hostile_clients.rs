@@ -133,7 +133,6 @@ fn big_head() -> Vec<u8> {
     head.into_bytes()
 }
 
-/// The first four bytes at one a second, then the rest: Gunicorn waits and answers.
 /// The whole head at one byte a second, as the issue describes slowloris: every read the
 /// worker makes is one byte, the request line included.
 fn slowloris(addr: Addr) {

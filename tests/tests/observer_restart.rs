@@ -110,7 +110,8 @@ fn keep_alive_connection_from_before_the_observer_is_counted_from_its_next_reque
         assert_eq!(response.status, 200);
     }
 
-    // README: such a connection "is followed only from its next request boundary".
+    // README, Known limitations: such connections "are followed from their next request
+    // boundary".
     let observer = Observer::start(&[]);
     for _ in 0..5 {
         let response = pooled.send("GET", "/", None, true).expect("keep-alive GET");

@@ -2,7 +2,7 @@
 //! Gunicorn whose workers recycle every few seconds (`--max-requests`), for
 //! `GUNICORN_OBSERVER_SOAK_MINUTES` (30 by default). Every minute the load pauses and the
 //! observer must match the access log exactly, and its heap, open files and series must
-//! stay where they were after the warm-up. Results and how to read them: docs/SOAK.md.
+//! stay where they were after the warm-up. Results and how to read them: docs/SECURITY.md#soak.
 
 mod common;
 
