@@ -126,6 +126,12 @@ fn overflow_is_counted_lost_requests_are_unknown_and_counting_recovers() {
         ring_full(&after) - ring_full(&before) >= lost(&after),
         "each loss notice stands for at least one dropped record"
     );
+    // An unknown request is one that was sent: answered plus unknown never exceeds what the
+    // client sent (none of them is counted twice, once answered and once unknown).
+    assert!(
+        total(&after, APP.as_str()) + failed(&after, "unknown") <= (burst_total + AFTER) as f64,
+        "more requests answered or unknown than were sent"
+    );
     // Never guessed: a connection that lost records is not passed off as a disconnect, a
     // write error or a dead worker.
     for guessed in ["client_disconnect", "write_error", "worker_died", "5xx"] {
