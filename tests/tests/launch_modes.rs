@@ -146,6 +146,14 @@ fn control_socket_commands_are_not_requests() {
     let observer = Observer::start(&[]);
     let gunicorn = Gunicorn::start(GunicornOpts::sync(2).arg(&format!("--name={app}")));
     let socket: PathBuf = gunicorn.dir().join("gunicorn.ctl");
+    // The arbiter starts its control socket only after spawning the first workers (Gunicorn
+    // 27's arbiter.py), so a fresh instance can answer HTTP before `gunicornc` can connect.
+    let listening = process::wait_for(Duration::from_secs(10), || socket.exists().then_some(()));
+    assert!(
+        listening.is_some(),
+        "no control socket at {}",
+        socket.display()
+    );
     let before = observer.metrics();
 
     for _ in 0..5 {
