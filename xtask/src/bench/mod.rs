@@ -177,6 +177,8 @@ pub struct Machine {
     pub kernel: String,
     pub date: String,
     pub cpu: String,
+    /// The 1-minute load average when the run started: how busy the machine was besides us.
+    pub load: String,
 }
 
 fn machine() -> Result<Machine> {
@@ -200,6 +202,10 @@ fn machine() -> Result<Machine> {
         kernel: probe("uname", &["-r"]),
         date: probe("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cpu,
+        load: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|avg| avg.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned()),
     })
 }
 

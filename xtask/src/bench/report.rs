@@ -29,11 +29,11 @@ pub fn markdown(results: &Results, plan: &Plan, machine: &Machine) -> String {
     let _ = writeln!(w, "# Benchmarks\n");
     let _ = writeln!(
         w,
-        "Written by `{mode}` on {}, in {:.0} s. Machine: {} CPUs ({}), kernel {}. \
-         The machine was shared with other jobs building and testing at the same time, so \
-         absolute numbers are noisy; every comparison ran side by side in alternating rounds \
-         and the ratios are what to quote.\n",
-        machine.date, results.took_secs, machine.nproc, machine.cpu, machine.kernel
+        "Written by `{mode}` on {}, in {:.0} s. Machine: {} CPUs ({}), kernel {}, load \
+         average {} at the start. On a machine shared with other jobs absolute numbers are \
+         noisy; every comparison ran side by side in alternating rounds and the ratios are \
+         what to quote.\n",
+        machine.date, results.took_secs, machine.nproc, machine.cpu, machine.kernel, machine.load
     );
     summary(w, results);
     overhead(w, results, plan);
