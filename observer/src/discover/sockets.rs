@@ -12,9 +12,10 @@ use std::{
     path::Path,
 };
 
-/// TCP states in `/proc/net/tcp`: a listener, and the states of an accepted connection that
-/// can still carry a request.
-const TCP_LISTEN: u8 = 0x0A;
+use crate::queue::procnet::{TCP_LISTEN, parse_tcp_line};
+
+/// TCP states in `/proc/net/tcp` of an accepted connection that can still carry a request
+/// (a listener's is [`TCP_LISTEN`]).
 const TCP_ESTABLISHED: u8 = 0x01;
 const TCP_CLOSE_WAIT: u8 = 0x08;
 
@@ -37,20 +38,12 @@ pub(crate) enum Socket {
 
 /// Parses `/proc/<pid>/net/tcp` or `tcp6` into inode → socket.
 fn parse_tcp(text: &str, out: &mut HashMap<u64, Socket>) {
-    for line in text.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(state), Some(inode)) = (fields.get(1), fields.get(3), fields.get(9))
-        else {
-            continue;
+    for line in text.lines().skip(1).filter_map(parse_tcp_line) {
+        let socket = Socket::Tcp {
+            local_port: line.local.port(),
+            state: line.state,
         };
-        let port = local
-            .rsplit(':')
-            .next()
-            .and_then(|p| u16::from_str_radix(p, 16).ok());
-        let state = u8::from_str_radix(state, 16).ok();
-        if let (Some(local_port), Some(state), Ok(inode)) = (port, state, inode.parse()) {
-            out.insert(inode, Socket::Tcp { local_port, state });
-        }
+        out.insert(line.inode, socket);
     }
 }
 

@@ -22,7 +22,7 @@
 pub mod diag;
 mod listeners;
 pub mod netlink;
-mod procnet;
+pub(crate) mod procnet;
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -16,8 +16,18 @@ use std::{
 
 use super::diag::{ListenAddr, ListenerDiag};
 
-/// `TCP_LISTEN` as the `st` column prints it.
-const LISTEN_STATE: &str = "0A";
+/// `TCP_LISTEN` in the `st` column.
+pub(crate) const TCP_LISTEN: u8 = 0x0A;
+
+/// One socket of a `/proc/<pid>/net/tcp` or `tcp6` table: the columns the observer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TcpLine {
+    pub local: SocketAddr,
+    pub state: u8,
+    /// `rx_queue`: bytes waiting to be read, or for a listener its accept-queue depth.
+    pub rx_queue: u32,
+    pub inode: u64,
+}
 
 /// The TCP listeners of `pid`'s network namespace, both families. `None` when neither file
 /// could be read (the process exited).
@@ -33,33 +43,42 @@ pub fn read_listeners(proc_root: &Path, pid: u32) -> Option<Vec<ListenerDiag>> {
     Some(all)
 }
 
-/// The listening sockets of one `/proc/net/tcp`-format table. Lines that do not parse are
-/// skipped: the kernel writes this format, and a line we cannot read is one listener fewer,
-/// never a wrong number.
+/// The listening sockets of one `/proc/net/tcp`-format table.
 pub fn parse_listeners(table: &str) -> Vec<ListenerDiag> {
-    table.lines().skip(1).filter_map(parse_line).collect()
+    table
+        .lines()
+        .skip(1)
+        .filter_map(parse_tcp_line)
+        .filter(|line| line.state == TCP_LISTEN)
+        .map(|line| ListenerDiag {
+            inode: line.inode,
+            addr: ListenAddr::Tcp(line.local),
+            depth: line.rx_queue,
+            backlog: None,
+            drops: None,
+        })
+        .collect()
 }
 
-fn parse_line(line: &str) -> Option<ListenerDiag> {
+/// One line of a `/proc/net/tcp`-format table (not the header). `None` for a line that does
+/// not parse: the kernel writes this format, and a line we cannot read is one socket fewer,
+/// never a wrong number.
+pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpLine> {
     let mut fields = line.split_whitespace();
     let _slot = fields.next()?;
-    let local = fields.next()?;
+    let local = parse_address(fields.next()?)?;
     let _remote = fields.next()?;
-    if fields.next()? != LISTEN_STATE {
-        return None;
-    }
+    let state = u8::from_str_radix(fields.next()?, 16).ok()?;
     let (_tx, rx) = fields.next()?.split_once(':')?;
     let _timer = fields.next()?;
     let _retransmits = fields.next()?;
     let _uid = fields.next()?;
     let _timeout = fields.next()?;
-    let inode = fields.next()?.parse().ok()?;
-    Some(ListenerDiag {
-        inode,
-        addr: ListenAddr::Tcp(parse_address(local)?),
-        depth: u32::from_str_radix(rx, 16).ok()?,
-        backlog: None,
-        drops: None,
+    Some(TcpLine {
+        local,
+        state,
+        rx_queue: u32::from_str_radix(rx, 16).ok()?,
+        inode: fields.next()?.parse().ok()?,
     })
 }
 
