@@ -135,7 +135,17 @@ fn a_pods_listen_queue_depth_is_read_without_entering_its_network_namespace() {
         .stderr(Stdio::null())
         .spawn()
         .expect("unshare (util-linux)");
-    let netns = format!("--net=/proc/{}/ns/net", master.id());
+    // `unshare` may not have made its namespace yet: until it has, the path names ours, and
+    // the clients below would connect to the host's port 8000.
+    let ns_path = format!("/proc/{}/ns/net", master.id());
+    let ours = std::fs::read_link("/proc/self/ns/net").expect("our network namespace");
+    let unshared = process::wait_for(Duration::from_secs(10), || {
+        std::fs::read_link(&ns_path)
+            .is_ok_and(|ns| ns != ours)
+            .then_some(())
+    });
+    assert!(unshared.is_some(), "unshare made no network namespace");
+    let netns = format!("--net={ns_path}");
 
     // Inside that namespace: one request holds the only worker, three more connections
     // wait in the accept queue until our stdin closes.
